@@ -1,0 +1,470 @@
+"""The ``dataloader`` command.
+
+Exit codes: 0 success; 1 a failed run, an invalid recipe or any other error; 2 a usage error
+(click's own). Errors are one line (``error: ...``) on stderr; ``--debug`` adds the traceback.
+Heavy modules (the engine, pyarrow through it) load inside the commands that need them, so
+``dataloader --help`` and ``dataloader validate`` stay quick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dataloader import __version__
+from dataloader.errors import DataLoaderError
+
+if TYPE_CHECKING:
+    from dataloader.recipe import Recipe
+
+SECRET_MASK = "********"
+DEFAULT_STATE_DIR = ".state"
+
+
+# -- errors and logging -------------------------------------------------------------------
+class DataLoaderGroup(click.Group):
+    """Turns every exception into one line and exit code 1 (a traceback only with ``--debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except DataLoaderError as exc:
+            _print_traceback_if_debug(ctx)
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            _print_traceback_if_debug(ctx)
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+            if not ctx.meta.get("dataloader.debug"):
+                click.echo("rerun with --debug for the traceback", err=True)
+            ctx.exit(1)
+
+
+def _print_traceback_if_debug(ctx: click.Context) -> None:
+    if ctx.meta.get("dataloader.debug"):
+        click.echo(traceback.format_exc(), err=True)
+
+
+class _ClickEchoHandler(logging.Handler):
+    """Warnings of dataloader's loggers as ``warning: ...`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+        except Exception:  # logging must never break a command
+            self.handleError(record)
+
+
+class _SkipReported(logging.Filter):
+    """Plugin failures and recipe warnings are printed by the commands themselves, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("dataloader.plugins", "dataloader.recipe"))
+
+
+def _install_logging(ctx: click.Context, debug: bool) -> None:
+    logger = logging.getLogger("dataloader")
+    handler = _ClickEchoHandler(logging.DEBUG if debug else logging.WARNING)
+    handler.addFilter(_SkipReported())
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+    ctx.call_on_close(restore)
+
+
+# -- shared helpers -----------------------------------------------------------------------
+def _parse_vars(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", ctx=ctx, param=param)
+        parsed[key.strip()] = value
+    return parsed
+
+
+def _var_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--var",
+        "vars",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_parse_vars,
+        help="A value for {{ var('KEY') }} in the recipe; repeatable.",
+    )(func)
+
+
+def _load(path: str, vars: Mapping[str, str]) -> Recipe:
+    """Load one recipe; its warnings (stale ``delete`` paths) go to stderr."""
+    from dataloader.recipe import RecipeWarning, from_yaml
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecipeWarning)
+        recipe = from_yaml(path, vars=dict(vars))
+    for note in recipe.warnings:
+        click.echo(f"warning: {note}", err=True)
+    return recipe
+
+
+def _problem_lines(path: str, exc: DataLoaderError) -> list[str]:
+    problems = exc.context.get("problems")
+    if problems:
+        return [f"{file}: {key}: {message}" for file, key, message in problems]
+    message = str(exc)
+    named = str(exc.context.get("file") or path)
+    if message.startswith((path, named)):
+        return message.splitlines()
+    return [f"{path}: {line}" for line in message.splitlines()]
+
+
+def _registry() -> Any:
+    from dataloader.plugins import get_registry
+
+    registry = get_registry()
+    for failure in registry.failures:
+        click.echo(f"warning: {failure.describe()}", err=True)
+    return registry
+
+
+# -- the group ----------------------------------------------------------------------------
+@click.group(cls=DataLoaderGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="dataloader")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Declarative extract-load: run YAML recipes that move data between connectors."""
+    ctx.meta["dataloader.debug"] = debug
+    _install_logging(ctx, debug)
+
+
+# -- run ----------------------------------------------------------------------------------
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True)
+@_var_option
+@click.option("--state-dir", default=None, help="Folder of the local state backend [env DATALOADER_STATE_DIR; .state].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--full-refresh", is_flag=True, help="Ignore saved state and reload everything.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Recipes run in parallel.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def run(
+    recipes: tuple[str, ...],
+    vars: dict[str, str],
+    state_dir: str | None,
+    resume: bool,
+    full_refresh: bool,
+    jobs: int,
+    log_format: str,
+) -> None:
+    """Run RECIPES, one after another (or --jobs at a time). Exit 1 if any fails."""
+    loaded: list[Recipe] = []
+    invalid = False
+    for path in recipes:
+        try:
+            loaded.append(_load(path, vars))
+        except DataLoaderError as exc:
+            invalid = True
+            for line in _problem_lines(path, exc):
+                click.echo(f"error: {line}", err=True)
+    if invalid:
+        raise click.exceptions.Exit(1)
+
+    from dataloader.console import choose_reporter, summary_line
+
+    reporter = choose_reporter(log_format, terminal=sys.stdout.isatty(), ci=bool(os.environ.get("CI")))
+
+    def run_one(recipe: Recipe) -> tuple[Recipe, Any, str | None]:
+        from dataloader.engine import run_recipe
+
+        try:
+            backend = state_backend_for(recipe, state_dir)
+            result = run_recipe(recipe, backend, resume=resume, full_refresh=full_refresh, on_event=reporter.on_event)
+            return recipe, result, None
+        except DataLoaderError as exc:
+            return recipe, None, str(exc)
+
+    try:
+        if jobs > 1 and len(loaded) > 1:
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dataloader-run") as pool:
+                outcomes = list(pool.map(run_one, loaded))
+        else:
+            outcomes = [run_one(recipe) for recipe in loaded]
+    finally:
+        reporter.close()
+
+    failed = False
+    for recipe, result, error in outcomes:
+        if error is not None:
+            failed = True
+            click.echo(f"error: {recipe.name}: {error}", err=True)
+            continue
+        if result.status == "failed":
+            failed = True
+        if log_format != "json":
+            click.echo(summary_line(recipe.name, result))
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def state_backend_for(recipe: Recipe, state_dir: str | None) -> Any:
+    """The state backend a run uses.
+
+    A recipe's ``state.backend`` other than ``local`` is built from its plugin. For the local
+    backend the folder is, first found: ``--state-dir``, the recipe's ``state.state_dir``,
+    ``DATALOADER_STATE_DIR``, ``.state``.
+    """
+    from dataloader.state import LocalStateBackend
+
+    section = recipe.state
+    if section is not None and section.backend != "local":
+        from dataloader.plugins import get_registry
+
+        return get_registry().get("state_backend", section.backend).build(section.config)
+    directory = state_dir
+    if directory is None and section is not None:
+        directory = section.options.get("state_dir")
+    if directory is None:
+        directory = os.environ.get("DATALOADER_STATE_DIR") or DEFAULT_STATE_DIR
+    return LocalStateBackend(directory)
+
+
+# -- validate / render --------------------------------------------------------------------
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True)
+@_var_option
+def validate(recipes: tuple[str, ...], vars: dict[str, str]) -> None:
+    """Check RECIPES: exit 0 if all are valid, else 1 with one line per problem (file: key.path: message)."""
+    invalid = False
+    for path in recipes:
+        try:
+            _load(path, vars)
+        except DataLoaderError as exc:
+            invalid = True
+            for line in _problem_lines(path, exc):
+                click.echo(line)
+        else:
+            click.echo(f"{path}: ok")
+    if invalid:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.argument("recipe")
+@_var_option
+@click.option("--format", "output_format", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def render(recipe: str, vars: dict[str, str], output_format: str) -> None:
+    """Print the fully resolved RECIPE (parents merged, templates rendered), secrets masked."""
+    loaded = _load(recipe, vars)
+    masked = mask_secrets(loaded.resolved, loaded.secret_paths)
+    if output_format == "json":
+        click.echo(json.dumps(masked, indent=2, default=str))
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(masked, sort_keys=False, allow_unicode=True).rstrip("\n"))
+
+
+_SECRET_KEY_WORDS = ("password", "passwd", "secret", "token", "credential", "private_key", "api_key", "access_key")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a key's name says its value is a secret (``password``, ``api_key``, ``key``...)."""
+    lowered = key.lower()
+    return lowered == "key" or lowered.endswith("_key") or any(word in lowered for word in _SECRET_KEY_WORDS)
+
+
+def mask_secrets(tree: Any, secret_paths: set[str], _path: str = "") -> Any:
+    """A copy of ``tree`` with secret values replaced by ``********``."""
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            path = f"{_path}.{key}" if _path else str(key)
+            if path in secret_paths or (is_secret_key(str(key)) and _is_scalar_value(value)):
+                out[key] = SECRET_MASK
+            else:
+                out[key] = mask_secrets(value, secret_paths, path)
+        return out
+    if isinstance(tree, list):
+        return [
+            SECRET_MASK if f"{_path}.{i}" in secret_paths else mask_secrets(v, secret_paths, f"{_path}.{i}")
+            for i, v in enumerate(tree)
+        ]
+    return tree
+
+
+def _is_scalar_value(value: Any) -> bool:
+    return value is not None and not isinstance(value, (dict, list, bool))
+
+
+# -- state --------------------------------------------------------------------------------
+def _state_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--state-dir",
+        envvar="DATALOADER_STATE_DIR",
+        default=DEFAULT_STATE_DIR,
+        show_default=True,
+        help="Folder of the local state backend [env DATALOADER_STATE_DIR].",
+    )(func)
+
+
+@cli.command("show-state")
+@click.argument("name")
+@_state_dir_option
+def show_state(name: str, state_dir: str) -> None:
+    """Print the saved state of recipe NAME as JSON."""
+    from dataloader.state import LocalStateBackend
+
+    data = LocalStateBackend(state_dir).load(name)
+    if not data:
+        click.echo(f"no state saved for '{name}' in {state_dir}", err=True)
+        return
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@cli.command("reset-state")
+@click.argument("name")
+@_state_dir_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def reset_state(name: str, state_dir: str, yes: bool) -> None:
+    """Forget the saved state of recipe NAME; its next run starts from scratch."""
+    from dataloader.state import LocalStateBackend
+
+    backend = LocalStateBackend(state_dir)
+    path = backend.path_for(name)
+    if not path.exists():
+        click.echo(f"no state saved for '{name}' in {state_dir}")
+        return
+    if not yes:
+        click.confirm(f"delete the state of '{name}' ({path})?", abort=True)
+    backend.delete(name)
+    click.echo(f"deleted the state of '{name}' ({path})")
+
+
+# -- plugin listings ----------------------------------------------------------------------
+def _connector_row(entry: Any) -> dict[str, Any]:
+    from dataloader.connector import Capabilities
+
+    caps = getattr(entry.factory, "capabilities", None)
+    row = {"name": entry.name, "distribution": entry.distribution, "version": entry.version, "plugin": entry.plugin}
+    if isinstance(caps, Capabilities):
+        row.update(
+            read=caps.read,
+            write=caps.write,
+            write_modes=[m for m in ("append", "overwrite", "merge") if m in caps.write_modes],
+            incremental=sorted(caps.incremental_strategies),
+            transactional=caps.transactional,
+            types=sorted(caps.types),
+        )
+    else:
+        row.update(read=hasattr(entry.factory, "read_batches"), write=hasattr(entry.factory, "write_batch"))
+        row.update(write_modes=[], incremental=[], transactional=False, types=[])
+    return row
+
+
+def _plain_row(entry: Any) -> dict[str, Any]:
+    row = {"name": entry.name, "distribution": entry.distribution, "version": entry.version, "plugin": entry.plugin}
+    config = entry.config
+    row["options"] = list(getattr(config, "model_fields", {}) or [])
+    extensions = getattr(entry.factory, "extensions", None)
+    if entry.kind == "format" and extensions:
+        row["extensions"] = list(extensions)
+    return row
+
+
+def _list(kind: str, as_json: bool, columns: list[str]) -> None:
+    registry = _registry()
+    rows = [(_connector_row if kind == "connector" else _plain_row)(entry) for entry in registry.all(kind)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*[_cell(row.get(column)) for column in columns])
+    console = Console(file=sys.stdout, width=140)
+    if rows:
+        console.print(table)
+    else:
+        console.print(f"no {kind.replace('_', ' ')}s installed")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@cli.command("list-connectors")
+@_json_option
+def list_connectors(as_json: bool) -> None:
+    """Installed connectors: distribution, version, read/write, write modes."""
+    _list("connector", as_json, ["name", "distribution", "version", "read", "write", "write_modes", "incremental"])
+
+
+@cli.command("list-transforms")
+@_json_option
+def list_transforms(as_json: bool) -> None:
+    """Installed transforms and their options."""
+    _list("transform", as_json, ["name", "distribution", "version", "options"])
+
+
+@cli.command("list-formats")
+@_json_option
+def list_formats(as_json: bool) -> None:
+    """Installed file formats."""
+    _list("format", as_json, ["name", "distribution", "version", "extensions", "options"])
+
+
+@cli.command("list-state-backends")
+@_json_option
+def list_state_backends(as_json: bool) -> None:
+    """Installed state backends."""
+    _list("state_backend", as_json, ["name", "distribution", "version", "options"])
+
+
+# -- init ---------------------------------------------------------------------------------
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def init(directory: Path, force: bool) -> None:
+    """Scaffold an example project in DIRECTORY: a recipe, a CSV to load, a README."""
+    from dataloader.scaffold import scaffold
+
+    written = scaffold(directory, force=force)
+    for path in written:
+        click.echo(f"created {path}")
+    click.echo(f"next: cd {directory} && dataloader run recipes/quickstart.yaml")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``dataloader`` script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")
+
+
+__all__ = ["cli", "main", "mask_secrets", "state_backend_for"]

@@ -1,0 +1,105 @@
+"""The hooks a dataloader plugin implements.
+
+A plugin is a module (or object) with functions decorated by ``dataloader.hookimpl`` whose names
+match the specs below. Publish it as a wheel with an entry point in the group ``dataloader``::
+
+    [project.entry-points.dataloader]
+    myconnector = "dataloader_myconnector.plugin"
+
+and ``dataloader list-connectors`` shows it; recipes can use what it registers by name.
+
+The ``register_*`` hooks each receive a ``register`` callable::
+
+    register(name: str, factory: Callable[[ConfigModel], object], *, config: type[BaseModel])
+
+The core validates the recipe's section with ``config`` (a pydantic model; unknown keys are
+errors) and calls ``factory(config_instance)`` to build the object. Two plugins registering the
+same name in one kind is an error naming both distributions. Keep the plugin module cheap to
+import: import heavy drivers inside the factory, not at module top.
+
+Lifecycle hooks (``run_started``, ``batch_written``, ``run_finished``) let a plugin observe runs to
+export metrics or send alerts. They must not raise; an exception there is logged and ignored.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from dataloader.batch import Batch
+
+PROJECT_NAME = "dataloader"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_connectors(register: Register) -> None:
+    """Register connector classes.
+
+    ``register("duckdb", DuckDBConnector, config=DuckDBConfig)``. ``DuckDBConfig`` subclasses
+    ``dataloader.config.ConnectorConfig``; the connector subclasses
+    ``dataloader.connector.BaseConnector`` (or satisfies the ``Connector`` protocol) and declares
+    ``capabilities``. The same connector serves as source and destination when it can do both.
+    """
+
+
+@hookspec
+def register_transforms(register: Register) -> None:
+    """Register transform steps.
+
+    ``register("rename_columns", RenameColumns, config=RenameColumnsConfig)``. A transform is
+    built once per run with its config and called as ``transform.apply(batch) -> Batch`` for each
+    batch; it should use ``pyarrow.compute`` rather than loop over rows.
+    """
+
+
+@hookspec
+def register_formats(register: Register) -> None:
+    """Register file formats for file-based connectors.
+
+    ``register("csv", CsvFormat, config=CsvOptions)``. See ``dataloader.formats.Format`` for what a
+    format object must provide (a streaming reader and a streaming writer over binary files).
+    """
+
+
+@hookspec
+def register_state_backends(register: Register) -> None:
+    """Register places to keep state.
+
+    ``register("local", LocalStateBackend, config=LocalStateConfig)``. A backend implements
+    ``dataloader.state.StateBackend``: ``load(recipe_name) -> dict`` and ``save(recipe_name, dict)``,
+    and ``save`` must be atomic.
+    """
+
+
+@hookspec
+def register_quality_checks(register: Register) -> None:
+    """Register data quality checks usable in a recipe's ``quality_checks`` list.
+
+    ``register("regex", RegexCheck, config=RegexCheckConfig)``. A check is called as
+    ``check.evaluate(record_batch) -> pyarrow.BooleanArray`` (True where the row passes).
+    """
+
+
+@hookspec
+def run_started(run: Any) -> None:
+    """Called when a run starts; ``run`` has ``run_id``, ``recipe`` and ``started_at``."""
+
+
+@hookspec
+def batch_written(run: Any, batch: Batch, rows: int) -> None:
+    """Called after each batch is handed to the destination (not yet committed)."""
+
+
+@hookspec
+def run_finished(run: Any, result: Any) -> None:
+    """Called when a run ends, successfully or not; ``result`` is the ``RunResult``."""
+
+
+__all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]

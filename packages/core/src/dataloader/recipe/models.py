@@ -1,0 +1,138 @@
+"""The recipe's pydantic models.
+
+Validation has two phases. The core models here check the shape every recipe shares (a section has
+a ``type``; ``incremental`` belongs to a source, ``write_mode``/``merge_keys`` to a destination;
+runtime numbers are in range). Then each connector section, transform step and state section is
+validated by the config model its plugin registered (``dataloader.recipe.validation``). The
+validated plugin instances are what ``Recipe`` holds and what the engine uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+
+from dataloader.config import ConfigModel, ConnectorConfig, IncrementalConfig
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+class SourceConfig(ConnectorConfig):
+    """Phase-one view of a source section: a ``type`` plus keys its connector will check."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class DestinationConfig(ConnectorConfig):
+    """Phase-one view of a destination section: a ``type`` plus keys its connector will check."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class StepConfig(BaseModel):
+    """One transform step: its registered ``type``, the plugin's validated ``config``, its position."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    type: str
+    config: SerializeAsAny[Any] = None
+    index: int = 0
+
+
+class TransformConfig(ConfigModel):
+    """The ``transform`` section: steps run in order on every batch."""
+
+    steps: list[StepConfig] = Field(default_factory=list)
+
+
+class RetryConfig(ConfigModel):
+    """Retries of transient connector failures (``TransientConnectorError``), with backoff."""
+
+    max_attempts: int = Field(default=3, ge=1)
+    initial_delay: float = Field(default=0.5, ge=0)
+    max_delay: float = Field(default=30.0, ge=0)
+
+
+class RuntimeConfig(ConfigModel):
+    """How a run executes."""
+
+    batch_size: int = Field(default=10_000, gt=0)
+    parallelism: int = Field(default=1, ge=1)
+    #: Batches buffered between the reader thread and the writer: bounds memory.
+    queue_size: int = Field(default=4, ge=1)
+    checkpoint_every: int | None = Field(default=None, gt=0)
+    retries: RetryConfig = Field(default_factory=RetryConfig)
+    max_failed_rows: int | None = Field(default=None, ge=0)
+    max_failed_ratio: float | None = Field(default=None, ge=0, le=1)
+
+
+class StateConfig(BaseModel):
+    """The optional ``state`` section: which registered state backend keeps this recipe's state."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    backend: str = "local"
+    options: dict[str, Any] = Field(default_factory=dict)
+    config: SerializeAsAny[Any] = None
+
+
+class Recipe(BaseModel):
+    """A validated recipe: what the engine runs.
+
+    ``source`` and ``destination`` are the connector plugins' own config instances (subclasses of
+    :class:`dataloader.config.ConnectorConfig`). ``path``, ``files``, ``resolved``, ``secret_paths``
+    and ``warnings`` describe where it came from and are not part of its serialised form.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = None
+    source: SerializeAsAny[ConnectorConfig]
+    transform: TransformConfig = Field(default_factory=TransformConfig)
+    destination: SerializeAsAny[ConnectorConfig]
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    quality_checks: list[dict[str, Any]] = Field(default_factory=list)
+    state: StateConfig | None = None
+
+    path: Path | None = Field(default=None, exclude=True)
+    files: list[Path] = Field(default_factory=list, exclude=True)
+    resolved: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    secret_paths: set[str] = Field(default_factory=set, exclude=True)
+    warnings: list[str] = Field(default_factory=list, exclude=True)
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        *,
+        path: str | Path | None = None,
+        vars: dict[str, Any] | None = None,
+        env: Any = None,
+    ) -> Recipe:
+        """Build a recipe from an in-memory mapping, with the same rules as a file.
+
+        ``extends`` is resolved relative to ``path``'s folder (or the working directory).
+        """
+        from dataloader.recipe.build import build_recipe
+
+        return build_recipe(data, path=Path(path) if path is not None else None, vars=vars, env=env, lines=None)
+
+
+#: Keys a recipe may have at the top level after ``extends``/``delete`` are applied.
+TOP_LEVEL_KEYS = ("name", "description", "source", "transform", "destination", "runtime", "quality_checks", "state")
+
+__all__ = [
+    "DestinationConfig",
+    "IncrementalConfig",
+    "Recipe",
+    "RetryConfig",
+    "RuntimeConfig",
+    "SourceConfig",
+    "StateConfig",
+    "StepConfig",
+    "TransformConfig",
+    "TOP_LEVEL_KEYS",
+]

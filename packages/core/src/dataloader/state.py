@@ -1,0 +1,236 @@
+"""Per-recipe state: incremental cursors, watermarks, checkpoints.
+
+State is a plain JSON document so that it can live in any backend and be read by a person
+(``dataloader show-state``). It advances only after the destination has committed the rows it
+describes: the engine hands sources a *copy* of the committed state to update while reading, and
+saves that copy only after ``commit``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from dataloader.errors import StateError
+
+STATE_FORMAT_VERSION = 1
+
+
+@dataclass
+class State:
+    """What a recipe remembers between runs.
+
+    - ``cursor_values``: ``{cursor_column: last committed high-water value}`` (JSON form).
+    - ``watermarks``: per cursor column, its Arrow type and the keys of rows already loaded at the
+      high-water value, so ties are neither lost nor duplicated; sources with other strategies
+      (file modification times) keep their own marks here too.
+    - ``checkpoints``: progress of an unfinished run, for ``--resume``.
+    - ``metadata``: anything else (last run id, timestamps).
+    """
+
+    cursor_values: dict[str, Any] = field(default_factory=dict)
+    watermarks: dict[str, Any] = field(default_factory=dict)
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_FORMAT_VERSION,
+            "cursor_values": copy.deepcopy(self.cursor_values),
+            "watermarks": copy.deepcopy(self.watermarks),
+            "checkpoints": copy.deepcopy(self.checkpoints),
+            "metadata": copy.deepcopy(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> State:
+        data = data or {}
+        return cls(
+            cursor_values=copy.deepcopy(data.get("cursor_values") or {}),
+            watermarks=copy.deepcopy(data.get("watermarks") or {}),
+            checkpoints=copy.deepcopy(data.get("checkpoints") or {}),
+            metadata=copy.deepcopy(data.get("metadata") or {}),
+        )
+
+    def copy(self) -> State:
+        return State.from_dict(self.to_dict())
+
+    # -- incremental cursors -------------------------------------------------------------
+    def cursor_value(self, column: str, default: Any = None) -> Any:
+        """The committed high-water value of ``column`` as a typed Python value.
+
+        Sources read rows with ``column >= value`` (inclusive); the engine drops the rows at the
+        boundary that were already loaded. ``default`` (the recipe's ``initial_value``) applies
+        when no run has committed yet.
+        """
+        if column not in self.cursor_values:
+            return default
+        kind = (self.watermarks.get(column) or {}).get("kind")
+        return decode_value(self.cursor_values[column], kind)
+
+    def set_cursor(self, column: str, value: Any, *, boundary_keys: list[str] | None = None) -> None:
+        encoded, kind = encode_value(value)
+        self.cursor_values[column] = encoded
+        mark = dict(self.watermarks.get(column) or {})
+        mark["kind"] = kind
+        mark["boundary_keys"] = sorted(boundary_keys or [])
+        self.watermarks[column] = mark
+
+    def boundary_keys(self, column: str) -> set[str]:
+        return set((self.watermarks.get(column) or {}).get("boundary_keys") or [])
+
+
+def encode_value(value: Any) -> tuple[Any, str]:
+    """A JSON-ready form of a cursor value, and the kind needed to decode it."""
+    if value is None:
+        return None, "null"
+    if isinstance(value, bool):
+        return value, "bool"
+    if isinstance(value, int):
+        return value, "int"
+    if isinstance(value, float):
+        return value, "float"
+    if isinstance(value, Decimal):
+        return str(value), "decimal"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(), "datetime"
+    if isinstance(value, dt.date):
+        return value.isoformat(), "date"
+    if isinstance(value, dt.time):
+        return value.isoformat(), "time"
+    if isinstance(value, str):
+        return value, "str"
+    raise StateError(
+        f"cannot store a cursor value of type {type(value).__name__}; use a number, text, date or timestamp column",
+        value=repr(value),
+    )
+
+
+def decode_value(value: Any, kind: str | None) -> Any:
+    if value is None or kind in (None, "null", "bool", "int", "float", "str"):
+        return value
+    if kind == "decimal":
+        return Decimal(value)
+    if kind == "datetime":
+        return dt.datetime.fromisoformat(value)
+    if kind == "date":
+        return dt.date.fromisoformat(value)
+    if kind == "time":
+        return dt.time.fromisoformat(value)
+    return value
+
+
+@runtime_checkable
+class StateBackend(Protocol):
+    """Where state lives. ``load`` returns ``{}`` for a recipe that has never committed."""
+
+    def load(self, recipe_name: str) -> dict[str, Any]: ...
+
+    def save(self, recipe_name: str, state: dict[str, Any]) -> None: ...
+
+
+class LocalStateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state_dir: str = ".state"
+
+
+class LocalStateBackend:
+    """State as ``<state_dir>/<recipe_name>.json``, replaced atomically on every save.
+
+    A save writes a temporary file in the same directory, fsyncs it, renames it over the old file
+    and fsyncs the directory, so a crash leaves either the old state or the new one, never half.
+    """
+
+    def __init__(self, state_dir: str | os.PathLike[str] | LocalStateConfig = ".state") -> None:
+        if isinstance(state_dir, LocalStateConfig):
+            state_dir = state_dir.state_dir
+        self.state_dir = Path(state_dir)
+
+    def path_for(self, recipe_name: str) -> Path:
+        if not recipe_name or "/" in recipe_name or "\\" in recipe_name or recipe_name.startswith("."):
+            raise StateError(f"invalid recipe name for state: {recipe_name!r}", recipe=recipe_name)
+        return self.state_dir / f"{recipe_name}.json"
+
+    def load(self, recipe_name: str) -> dict[str, Any]:
+        path = self.path_for(recipe_name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StateError(f"cannot read state file {path}: {exc.strerror or exc}", path=str(path)) from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(
+                f"state file {path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
+                f"fix it or clear it with `dataloader reset-state {recipe_name}`",
+                path=str(path),
+            ) from exc
+        if not isinstance(data, dict):
+            raise StateError(f"state file {path} does not hold a JSON object", path=str(path))
+        return data
+
+    def save(self, recipe_name: str, state: dict[str, Any]) -> None:
+        path = self.path_for(recipe_name)
+        payload = json.dumps(state, indent=2, sort_keys=True, default=str).encode("utf-8")
+        tmp_name = None
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{recipe_name}.", suffix=".tmp", dir=self.state_dir)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+            tmp_name = None
+            _fsync_dir(self.state_dir)
+        except OSError as exc:
+            raise StateError(
+                f"cannot write state file {path}: {exc.strerror or exc}; the previous state is unchanged",
+                path=str(path),
+            ) from exc
+        finally:
+            if tmp_name is not None:
+                try:
+                    os.unlink(tmp_name)
+                except OSError:
+                    pass
+
+    def delete(self, recipe_name: str) -> bool:
+        """Forget a recipe's state; returns whether there was any."""
+        path = self.path_for(recipe_name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StateError(f"cannot delete state file {path}: {exc.strerror or exc}", path=str(path)) from exc
+        _fsync_dir(self.state_dir)
+        return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = ["State", "StateBackend", "LocalStateBackend", "LocalStateConfig", "encode_value", "decode_value"]

@@ -1,0 +1,3 @@
+"""Built-in transforms (filled in by the transforms work)."""
+
+BUILTIN_TRANSFORMS: list = []
