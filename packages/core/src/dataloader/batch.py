@@ -47,7 +47,7 @@ class Batch:
         arrays = [[row[i] for row in rows] for i in range(len(columns))]
         if schema is not None:
             record_batch = pa.RecordBatch.from_arrays(
-                [pa.array(values, type=schema.field(name).type) for name, values in zip(columns, arrays)],
+                [pa.array(values, type=schema.field(name).type) for name, values in zip(columns, arrays, strict=False)],
                 schema=schema,
             )
         else:

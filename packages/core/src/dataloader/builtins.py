@@ -20,3 +20,11 @@ def register_transforms(register):  # type: ignore[no-untyped-def]
 @hookimpl
 def register_state_backends(register):  # type: ignore[no-untyped-def]
     register("local", LocalStateBackend, config=LocalStateConfig)
+
+
+@hookimpl
+def register_quality_checks(register):  # type: ignore[no-untyped-def]
+    from dataloader.quality import BUILTIN_CHECKS
+
+    for name, factory, config in BUILTIN_CHECKS:
+        register(name, factory, config=config)

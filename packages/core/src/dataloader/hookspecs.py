@@ -23,7 +23,8 @@ export metrics or send alerts. They must not raise; an exception there is logged
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 

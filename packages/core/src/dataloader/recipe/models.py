@@ -66,6 +66,8 @@ class RuntimeConfig(ConfigModel):
     retries: RetryConfig = Field(default_factory=RetryConfig)
     max_failed_rows: int | None = Field(default=None, ge=0)
     max_failed_ratio: float | None = Field(default=None, ge=0, le=1)
+    #: Where rejected rows go: a local path or any fsspec URL; ``{recipe}`` and ``{run_id}`` fill in.
+    dead_letter_path: str = "errors/{recipe}/{run_id}.jsonl"
 
 
 class StateConfig(BaseModel):

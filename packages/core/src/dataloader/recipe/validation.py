@@ -75,6 +75,10 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
     if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
         problems.add("quality_checks", "must be a list of mappings")
     else:
+        from dataloader.quality import validate_checks
+
+        for key, message in validate_checks(checks, registry)[1]:
+            problems.add(key, message)
         fields["quality_checks"] = checks
     if tree.get("state") is not None:
         fields["state"] = _state(tree["state"], registry, problems)

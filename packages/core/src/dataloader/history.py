@@ -1,0 +1,127 @@
+"""Run history: one record per run, success or failure, in a local SQLite file.
+
+``dataloader runs`` reads it. The default file is ``.dataloader/runs.db`` in the working directory
+(``DATALOADER_HISTORY`` overrides it; ``DATALOADER_HISTORY=off`` records nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = Path(".dataloader") / "runs.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    recipe TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    rows_read INTEGER NOT NULL,
+    rows_written INTEGER NOT NULL,
+    rows_failed INTEGER NOT NULL,
+    error TEXT,
+    state_before TEXT,
+    state_after TEXT,
+    dead_letter_path TEXT
+)
+"""
+
+FIELDS = (
+    "run_id",
+    "recipe",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "rows_read",
+    "rows_written",
+    "rows_failed",
+    "error",
+    "state_before",
+    "state_after",
+    "dead_letter_path",
+)
+
+
+class RunHistory:
+    """Appends run records to, and lists them from, a SQLite file."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_PATH) -> None:
+        self.path = Path(path)
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute(_SCHEMA)
+        return con
+
+    def record(self, result: Any) -> None:
+        row = (
+            result.run_id,
+            result.recipe_name,
+            result.status,
+            result.started_at,
+            result.finished_at,
+            float(result.duration_s),
+            int(result.rows_read),
+            int(result.rows_written),
+            int(result.rows_failed),
+            result.error,
+            json.dumps(result.state_before, default=str),
+            json.dumps(result.state_after, default=str),
+            result.dead_letter_path,
+        )
+        with self._lock:
+            con = self._connect()
+            try:
+                with con:
+                    con.execute(f"INSERT OR REPLACE INTO runs ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})", row)
+            finally:
+                con.close()
+
+    def list(self, *, status: str | None = None, recipe: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if recipe:
+            where.append("recipe = ?")
+            params.append(recipe)
+        sql = f"SELECT {', '.join(FIELDS)} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+        params.append(limit)
+        con = self._connect()
+        try:
+            rows = con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+        records = []
+        for row in rows:
+            record = dict(zip(FIELDS, row, strict=False))
+            for key in ("state_before", "state_after"):
+                record[key] = json.loads(record[key]) if record[key] else {}
+            records.append(record)
+        return records
+
+
+def default_history() -> RunHistory | None:
+    setting = os.environ.get("DATALOADER_HISTORY")
+    if setting and setting.lower() in ("off", "0", "false", "none"):
+        return None
+    return RunHistory(setting or DEFAULT_PATH)
+
+
+__all__ = ["RunHistory", "default_history", "DEFAULT_PATH"]
