@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from test_recipe_fakes import memory_host  # noqa: F401  (fixture)
+
 from dataloader import __version__
 from dataloader.cli import cli
 from dataloader.state import LocalStateBackend
-from test_recipe_fakes import memory_host  # noqa: F401  (fixture)
 
 RECIPES = Path(__file__).parent / "recipes"
 BAD = RECIPES / "bad"

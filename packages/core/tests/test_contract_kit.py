@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+
 from dataloader import hookimpl
 from dataloader.batch import Batch
 from dataloader.config import ConnectorConfig

@@ -462,6 +462,70 @@ def init(directory: Path, force: bool) -> None:
     click.echo(f"next: cd {directory} && dataloader run recipes/quickstart.yaml")
 
 
+# -- runs and check -----------------------------------------------------------------------
+@cli.command()
+@click.option("--status", type=click.Choice(["success", "partial_success", "failed"]), default=None)
+@click.option("--recipe", default=None, help="Only runs of this recipe.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--history", "history_path", default=None, help="The run history file [.dataloader/runs.db].")
+@_json_option
+def runs(status: str | None, recipe: str | None, limit: int, history_path: str | None, as_json: bool) -> None:
+    """The run history: every run, success or failure, newest first."""
+    from dataloader.history import DEFAULT_PATH, RunHistory
+
+    records = RunHistory(history_path or os.environ.get("DATALOADER_HISTORY") or DEFAULT_PATH).list(
+        status=status, recipe=recipe, limit=limit
+    )
+    if as_json:
+        click.echo(json.dumps(records, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run id", "recipe", "status", "started", "duration", "read", "written", "failed", "error")
+    for record in records:
+        table.add_row(
+            record["run_id"],
+            record["recipe"],
+            record["status"],
+            record["started_at"],
+            f"{record['duration_s']:.1f}s",
+            f"{record['rows_read']:,}",
+            f"{record['rows_written']:,}",
+            f"{record['rows_failed']:,}",
+            (record["error"] or "")[:80],
+        )
+    Console(width=200).print(table)
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True)
+@_var_option
+def check(recipes: tuple[str, ...], vars: dict[str, str]) -> None:
+    """Preflight: connect to both ends, resolve every plugin, check the write mode and the schema."""
+    from dataloader.engine import preflight
+
+    failed = False
+    for path in recipes:
+        try:
+            recipe = _load(path, vars)
+            problems = preflight(recipe)
+        except DataLoaderError as exc:
+            problems = _problem_lines(path, exc)
+            failed = True
+            for line in problems:
+                click.echo(f"error: {line}", err=True)
+            continue
+        if problems:
+            failed = True
+            for line in problems:
+                click.echo(f"error: {path}: {line}", err=True)
+        else:
+            click.echo(f"{path}: ok")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``dataloader`` script."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")

@@ -149,6 +149,64 @@ def plan(recipe: Recipe, host: PluginHost | None = None) -> Plan:
     return Plan(recipe, source, destination, steps, checks, host)
 
 
+def output_schema(the_plan: Plan, schema: pa.Schema) -> pa.Schema:
+    """The schema the destination will get: the source schema through every step (on no rows)."""
+    batch = Batch(pa.RecordBatch.from_pylist([], schema=schema), {"row_offset": 0})
+    for index, kind, step in the_plan.steps:
+        try:
+            batch = step.apply(batch)
+        except DataLoaderError as exc:
+            raise TransformError(f"transform.steps.{index} ({kind}): {exc}", step=index, type=kind) from exc
+    return batch.schema
+
+
+def check_connections(the_plan: Plan) -> list[str]:
+    """Test both connections and that the source's schema fits the destination. Connectors are open."""
+    problems: list[str] = []
+    for role, connector in (("source", the_plan.source), ("destination", the_plan.destination)):
+        tester = getattr(connector, "test_connection", None)
+        if callable(tester):
+            try:
+                tester()
+            except DataLoaderError as exc:
+                problems.append(f"{role}: {exc}")
+    if problems:
+        return problems
+    get_schema = getattr(the_plan.source, "get_schema", None)
+    fits = getattr(the_plan.destination, "check_schema", None)
+    if callable(get_schema) and callable(fits):
+        try:
+            schema = get_schema()
+            if schema is not None:
+                problems.extend(f"destination: {p}" for p in fits(output_schema(the_plan, schema)) or [])
+        except DataLoaderError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def preflight(recipe: Recipe, host: PluginHost | None = None) -> list[str]:
+    """What ``dataloader check`` reports: every problem found before a run would touch anything."""
+    the_plan = plan(recipe, host)
+    run = _Run(recipe, LocalStateBackend(), resume=False, full_refresh=False, on_event=None, host=host)
+    the_plan.source.context = run._context("source")
+    the_plan.destination.context = run._context("destination")
+    problems: list[str] = []
+    opened = []
+    try:
+        for role, connector in (("source", the_plan.source), ("destination", the_plan.destination)):
+            try:
+                _open(connector, role)
+                opened.append(connector)
+            except DataLoaderError as exc:
+                problems.append(f"{role}: {exc}")
+        if not problems:
+            problems.extend(check_connections(the_plan))
+    finally:
+        for connector in opened:
+            _close(connector)
+    return problems
+
+
 # -- the public entry points ------------------------------------------------------------------
 def run_recipe(
     recipe: Recipe,
@@ -431,6 +489,9 @@ class _Run:
         try:
             _open(destination, "destination")
             try:
+                problems = check_connections(the_plan)
+                if problems:
+                    raise EngineError("preflight failed, nothing was written:\n" + "\n".join(problems))
                 self.total_estimate = _estimate(source, pending)
                 if self.total_estimate is not None:
                     self.emit("run_started")
@@ -665,4 +726,4 @@ def _identity(metadata: dict[str, Any]) -> Any:
     return metadata.get("file")
 
 
-__all__ = ["RunEvent", "RunResult", "RunInfo", "Plan", "plan", "run_recipe", "run_recipe_from_yaml", "run_many", "rechunk", "new_run_id"]
+__all__ = ["RunEvent", "RunResult", "RunInfo", "Plan", "plan", "run_recipe", "run_recipe_from_yaml", "run_many", "preflight", "rechunk", "new_run_id"]

@@ -101,7 +101,7 @@ class RunHistory:
         sql = f"SELECT {', '.join(FIELDS)} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+        sql += " ORDER BY rowid DESC LIMIT ?"
         params.append(limit)
         con = self._connect()
         try:
