@@ -1,0 +1,56 @@
+"""The recipe keys of a ``type: duckdb`` section."""
+
+from __future__ import annotations
+
+from dataloader.config import ConnectorConfig
+from pydantic import field_validator, model_validator
+
+from dataloader_duckdb.names import TableName, parse_table_name
+
+
+class DuckDBConfig(ConnectorConfig):
+    """``database``: a file path or ``:memory:``. ``table``: ``name`` or ``schema.name``.
+    ``query``: any DuckDB ``SELECT`` (sources only), read instead of a table.
+
+    A source sets exactly one of ``table`` and ``query``; a destination sets ``table``.
+    """
+
+    database: str
+    table: str | None = None
+    query: str | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _database_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("database must be a file path or ':memory:'")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _table_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_table_name(value)
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().rstrip(";").strip():
+            raise ValueError("query is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _table_xor_query(self) -> DuckDBConfig:
+        if self.table and self.query:
+            raise ValueError("set either 'table' or 'query', not both")
+        if not self.table and not self.query:
+            raise ValueError("set 'table' (or, for a source, 'query')")
+        return self
+
+    @property
+    def table_name(self) -> TableName | None:
+        return parse_table_name(self.table) if self.table else None
+
+
+__all__ = ["DuckDBConfig"]

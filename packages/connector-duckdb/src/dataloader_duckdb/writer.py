@@ -1,0 +1,307 @@
+"""One run's write into a DuckDB table: a staging table inside one transaction.
+
+``begin`` opens the transaction and creates the staging table (in the target's schema, under a
+name unique to the run); ``write`` appends each Arrow batch to it through a registered Arrow view
+(``INSERT ... SELECT``: DuckDB copies the columns, Python never touches a row); ``commit`` shapes
+the target (create it, add new columns, widen columns), moves the staged rows in with the write
+mode, records the run's state in ``_dataloader_state``, drops the staging table and commits.
+
+Everything happens inside the one transaction, so other connections see the table as it was until
+``COMMIT``, and a failure (``abort`` rolls back) or a killed process (DuckDB's write-ahead log never
+holds an uncommitted transaction) leaves the table, and the database, exactly as before. Even the
+staging table never becomes visible to anyone else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dataloader.errors import ConnectorError
+
+from dataloader_duckdb.names import TableName, quote_ident
+from dataloader_duckdb.types import is_null_type, reconcile
+
+#: Order of the staged rows, so that a merge can keep the last row of each key.
+SEQ_COLUMN = "_dataloader_seq"
+STATE_TABLE = TableName("_dataloader_state", "main")
+_view_names = itertools.count()
+
+
+@dataclass
+class Column:
+    name: str
+    type: str
+
+
+class StagedLoad:
+    """Created per run by the destination connector; see the module docstring."""
+
+    def __init__(self, con: Any, target: TableName, mode: str, merge_keys: list[str]) -> None:
+        self.con = con
+        self.target = target
+        self.mode = mode
+        self.merge_keys = list(merge_keys)
+        self.stage: TableName | None = None
+        self.stage_columns: dict[str, Column] = {}  # lower-cased name -> column
+        self.rows = 0
+        self.active = False
+
+    # -- begin ----------------------------------------------------------------------------
+    def begin(self, schema: pa.Schema | None) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        self.active = True
+        if schema is not None:
+            self._create_stage(schema)
+            self._check_against_target()
+
+    def _create_stage(self, schema: pa.Schema) -> None:
+        _refuse_duplicate_names(schema.names, self.target)
+        if self.mode == "merge":
+            self._check_merge_keys(schema.names)
+        if self.target.schema is not None:
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.target.schema)}")
+        suffix = uuid.uuid4().hex[:12]
+        self.stage = TableName(f"_dataloader_stage_{suffix}", self.target.schema)
+        empty = pa.Table.from_batches([], schema=self._with_seq(schema))
+        with self._view(empty) as view:
+            self.con.execute(f"CREATE TABLE {self.stage.sql} AS SELECT * FROM {view} LIMIT 0")
+        self.stage_columns = {c.name.lower(): c for c in self._columns_of(self.stage) if c.name != SEQ_COLUMN}
+
+    def _check_merge_keys(self, names: list[str]) -> None:
+        if not self.merge_keys:
+            raise ConnectorError(
+                f"write_mode 'merge' into {self.target} needs merge_keys: the columns that identify a row",
+                table=str(self.target),
+            )
+        present = {name.lower() for name in names}
+        missing = [key for key in self.merge_keys if key.lower() not in present]
+        if missing:
+            raise ConnectorError(
+                f"merge key column(s) {', '.join(missing)} are not in the rows loaded into {self.target}; "
+                f"columns: {', '.join(names)}",
+                table=str(self.target),
+                columns=missing,
+            )
+
+    # -- write ----------------------------------------------------------------------------
+    def write(self, data: pa.RecordBatch) -> None:
+        if data.num_rows == 0:
+            return
+        if self.stage is None:
+            self._create_stage(data.schema)
+            self._check_against_target()
+        with self._view(self._with_seq(data.schema, data)) as view:
+            self._grow_stage(view, data.schema.names)
+            self.con.execute(f"INSERT INTO {self.stage.sql} BY NAME SELECT * FROM {view}")
+        self.rows += data.num_rows
+
+    def _with_seq(self, schema: pa.Schema, data: pa.RecordBatch | None = None) -> Any:
+        """Add the staging order column (merge only): ``rows + 1 ... rows + n``, built by Arrow."""
+        if self.mode != "merge":
+            return data if data is not None else schema
+        if data is None:
+            return schema.append(pa.field(SEQ_COLUMN, pa.int64()))
+        ones = pa.repeat(pa.scalar(1, pa.int64()), data.num_rows)
+        seq = pc.add(pc.cumulative_sum(ones), pa.scalar(self.rows, pa.int64()))
+        return data.append_column(SEQ_COLUMN, seq)
+
+    def _grow_stage(self, view: str, names: list[str]) -> None:
+        """A later batch may bring a column the first did not have, or values where it had only NULLs."""
+        nulls = {key for key, column in self.stage_columns.items() if is_null_type(column.type)}
+        new = [name for name in names if name != SEQ_COLUMN and name.lower() not in self.stage_columns]
+        if not new and not nulls:
+            return
+        _refuse_duplicate_names(names, self.target)
+        for column in self._columns_of_query(f"SELECT * FROM {view}"):
+            key = column.name.lower()
+            if column.name == SEQ_COLUMN or is_null_type(column.type):
+                continue
+            if key not in self.stage_columns:
+                self.con.execute(f"ALTER TABLE {self.stage.sql} ADD COLUMN {quote_ident(column.name)} {column.type}")
+            elif key in nulls:
+                name = quote_ident(self.stage_columns[key].name)
+                self.con.execute(f"ALTER TABLE {self.stage.sql} ALTER COLUMN {name} SET DATA TYPE {column.type}")
+            else:
+                continue
+            self.stage_columns[key] = Column(self.stage_columns.get(key, column).name, column.type)
+
+    # -- commit ---------------------------------------------------------------------------
+    def commit(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+        if self.stage is not None:
+            self._publish()
+            self.con.execute(f"DROP TABLE {self.stage.sql}")
+        elif self.mode == "overwrite" and self._target_columns() is not None:
+            # The source produced no rows: an overwrite leaves the table empty, like any other overwrite.
+            self.con.execute(f"DELETE FROM {self.target.sql}")
+        save_state(self.con, recipe_name, run_id, state)
+        self.con.execute("COMMIT")
+        self.active = False
+
+    def _publish(self) -> None:
+        columns = list(self.stage_columns.values())
+        self._shape_target(columns)
+        names = ", ".join(quote_ident(c.name) for c in columns)
+        into = f"INSERT INTO {self.target.sql} ({names})"
+        if self.mode == "overwrite":
+            self.con.execute(f"DELETE FROM {self.target.sql}")
+        if self.mode != "merge":
+            self.con.execute(f"{into} SELECT {names} FROM {self.stage.sql}")
+            return
+        keys = [quote_ident(self.stage_columns[k.lower()].name) for k in self.merge_keys]
+        match = " AND ".join(f"t.{key} IS NOT DISTINCT FROM s.{key}" for key in keys)
+        self.con.execute(
+            f"DELETE FROM {self.target.sql} AS t WHERE EXISTS (SELECT 1 FROM {self.stage.sql} AS s WHERE {match})"
+        )
+        seq = quote_ident(SEQ_COLUMN)
+        self.con.execute(
+            f"{into} SELECT {names} FROM {self.stage.sql} "
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {seq} DESC) = 1 ORDER BY {seq}"
+        )
+
+    def _shape_target(self, columns: list[Column]) -> None:
+        """Create the target, or add new columns to it and widen columns that need it."""
+        existing = self._target_columns()
+        if existing is None:
+            definition = ", ".join(f"{quote_ident(c.name)} {_storable(c.type)}" for c in columns)
+            self.con.execute(f"CREATE TABLE {self.target.sql} ({definition})")
+            return
+        for column, widened in self._plan_changes(existing, columns):
+            name = quote_ident(column.name)
+            if widened is None:
+                self.con.execute(f"ALTER TABLE {self.target.sql} ADD COLUMN {name} {_storable(column.type)}")
+            else:
+                self.con.execute(f"ALTER TABLE {self.target.sql} ALTER COLUMN {name} SET DATA TYPE {widened}")
+
+    def _check_against_target(self) -> None:
+        existing = self._target_columns()
+        if existing is not None:
+            self._plan_changes(existing, list(self.stage_columns.values()))
+
+    def _plan_changes(self, existing: dict[str, Column], columns: list[Column]) -> list[tuple[Column, str | None]]:
+        """``(column, None)`` to add it, ``(column, type)`` to widen it; refuses incompatible types."""
+        changes: list[tuple[Column, str | None]] = []
+        for column in columns:
+            current = existing.get(column.name.lower())
+            if current is None:
+                changes.append((column, None))
+                continue
+            needed = reconcile(current.type, column.type)
+            if needed is None:
+                raise ConnectorError(
+                    f"column {current.name!r} of {self.target} is {current.type} but the rows being loaded "
+                    f"have {column.type}; cast it in the recipe (a 'cast' transform step) or load into a new table",
+                    table=str(self.target),
+                    column=current.name,
+                    existing_type=current.type,
+                    incoming_type=column.type,
+                )
+            if needed != current.type:
+                changes.append((Column(current.name, current.type), needed))
+        return changes
+
+    # -- abort ----------------------------------------------------------------------------
+    def abort(self) -> None:
+        if self.active:
+            self.active = False
+            self.con.execute("ROLLBACK")
+
+    # -- catalog helpers ------------------------------------------------------------------
+    def _target_columns(self) -> dict[str, Column] | None:
+        schema_filter = "lower(schema_name) = lower(?)" if self.target.schema else "schema_name = current_schema()"
+        params = [self.target.name] + ([self.target.schema] if self.target.schema else [])
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND lower(table_name) = lower(?) AND " + schema_filter
+            + " ORDER BY column_index",
+            params,
+        ).fetchall()
+        if not rows:
+            return None
+        return {name.lower(): Column(name, type_name) for name, type_name in rows}
+
+    def _columns_of(self, table: TableName) -> list[Column]:
+        return self._columns_of_query(f"SELECT * FROM {table.sql}")
+
+    def _columns_of_query(self, sql: str) -> list[Column]:
+        return [Column(row[0], row[1]) for row in self.con.execute(f"DESCRIBE {sql}").fetchall()]
+
+    def _view(self, data: Any) -> _RegisteredView:
+        return _RegisteredView(self.con, data)
+
+
+class _RegisteredView:
+    """An Arrow object visible to SQL under a unique name for the duration of a ``with`` block."""
+
+    def __init__(self, con: Any, data: Any) -> None:
+        self.con, self.data = con, data
+        self.name = f"_dataloader_batch_{next(_view_names)}"
+
+    def __enter__(self) -> str:
+        self.con.register(self.name, self.data)
+        return quote_ident(self.name)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.con.unregister(self.name)
+
+
+def _storable(type_name: str) -> str:
+    """A column type for the table: a column that was NULL in every staged row becomes VARCHAR."""
+    return "VARCHAR" if is_null_type(type_name) else type_name
+
+
+def _refuse_duplicate_names(names: list[str], target: TableName) -> None:
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name or names.count(name) > 1:
+            raise ConnectorError(
+                f"columns {other!r} and {name!r} differ only in case; DuckDB (and so {target}) "
+                "treats them as one column: rename one in the recipe",
+                table=str(target),
+                column=name,
+            )
+
+
+# -- the exactly-once record -------------------------------------------------------------------
+def ensure_state_table(con: Any) -> None:
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE.sql} "
+        "(recipe_name VARCHAR, run_id VARCHAR, state VARCHAR, committed_at TIMESTAMP WITH TIME ZONE)"
+    )
+
+
+def save_state(con: Any, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+    """Upsert the recipe's row of ``_dataloader_state`` (inside the caller's transaction)."""
+    ensure_state_table(con)
+    con.execute(f"DELETE FROM {STATE_TABLE.sql} WHERE recipe_name = ?", [recipe_name])
+    con.execute(
+        f"INSERT INTO {STATE_TABLE.sql} VALUES (?, ?, ?, ?)",
+        [recipe_name, run_id, json.dumps(state, sort_keys=True, default=str), dt.datetime.now(dt.timezone.utc)],
+    )
+
+
+def read_state(con: Any, recipe_name: str) -> dict[str, Any] | None:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?",
+        [STATE_TABLE.schema, STATE_TABLE.name],
+    ).fetchone()[0]
+    if not exists:
+        return None
+    row = con.execute(
+        f"SELECT run_id, state FROM {STATE_TABLE.sql} WHERE recipe_name = ? ORDER BY committed_at DESC LIMIT 1",
+        [recipe_name],
+    ).fetchone()
+    if row is None:
+        return None
+    return {"run_id": row[0], "state": json.loads(row[1])}
+
+
+__all__ = ["SEQ_COLUMN", "STATE_TABLE", "StagedLoad", "read_state", "save_state"]
