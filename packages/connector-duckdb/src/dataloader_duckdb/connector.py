@@ -163,7 +163,7 @@ class DuckDBConnector(BaseConnector):
         with driver.translating(f"count the rows of {self._describe_source()}", database=self.database):
             con = self._connection()
             predicate, params = self._cursor_predicate(con, state)
-            return int(con.execute(f"SELECT count(*) FROM ({self._relation()}{predicate})", params).fetchone()[0])
+            return int(con.execute(f"SELECT count(*) FROM ({self._relation()}{predicate})", params).fetchall()[0][0])
 
     def get_schema(self) -> pa.Schema | None:
         """The Arrow schema of the source's rows, or of the destination table (None before it exists)."""
@@ -182,7 +182,7 @@ class DuckDBConnector(BaseConnector):
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
             f"AND lower(table_name) = lower(?) AND {schema_filter}"
         )
-        return bool(con.execute(sql, params).fetchone()[0])
+        return bool(con.execute(sql, params).fetchall()[0][0])
 
     def test_connection(self) -> None:
         """A source: the file opens and the table or query binds. A destination: the file opens."""

@@ -292,16 +292,17 @@ def read_state(con: Any, recipe_name: str) -> dict[str, Any] | None:
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = ? AND table_name = ?",
         [STATE_TABLE.schema, STATE_TABLE.name],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return None
-    row = con.execute(
+    rows = con.execute(
         f"SELECT run_id, state FROM {STATE_TABLE.sql} WHERE recipe_name = ? ORDER BY committed_at DESC LIMIT 1",
         [recipe_name],
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows:
         return None
-    return {"run_id": row[0], "state": json.loads(row[1])}
+    run_id, state = rows[0]
+    return {"run_id": run_id, "state": json.loads(state)}
 
 
 __all__ = ["SEQ_COLUMN", "STATE_TABLE", "StagedLoad", "read_state", "save_state"]
