@@ -1,0 +1,140 @@
+"""The ``filestore`` connector: files as a source, a dataset directory as a destination."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from dataloader.batch import Batch
+from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
+from dataloader.errors import ConnectorError
+from dataloader.state import State
+
+from dataloader_filestore.config import FilestoreConfig
+
+
+class FilestoreConnector(BaseConnector):
+    """Reads files (csv, json, jsonl, parquet or a plugin's format); writes part files plus a manifest.
+
+    ``capabilities`` describe the connector with its richest format, Parquet: every type family
+    round trips. CSV and JSON keep values but not all types (see ``format_capabilities``).
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        read=True,
+        write=True,
+        write_modes=frozenset({"append", "overwrite"}),
+        incremental_strategies=frozenset({"modified_time"}),
+        transactional=True,
+        types=frozenset(TYPE_FAMILIES),
+        preserves_types=True,
+        notes=(
+            "merge is not supported: files cannot be updated in place",
+            "csv, json and jsonl do not keep Arrow types; parquet does",
+        ),
+    )
+
+    def __init__(self, config: FilestoreConfig) -> None:
+        super().__init__(config)
+        self.config: FilestoreConfig = config
+        self.fs: Any = None
+        self.root: str | None = None
+        self._format: Any = None
+        self._writer: Any = None
+
+    # lifecycle ---------------------------------------------------------------------------
+    def open(self) -> None:
+        from dataloader_filestore.filesystems import open_filesystem
+        from dataloader_filestore.formats.registry import build_format
+
+        self._format = build_format(self.config.format, self.config.options)
+        self.fs, self.root = open_filesystem(self.config)
+
+    def close(self) -> None:
+        self._writer = None
+
+    def _display_prefix(self) -> str:
+        from dataloader_filestore.filesystems import scheme_of
+
+        scheme = scheme_of(self.config.path)
+        return f"{scheme}://" if scheme not in (None, "file", "local") else ""
+
+    def _ensure_open(self) -> None:
+        if self.fs is None:
+            self.open()
+
+    # source ------------------------------------------------------------------------------
+    def read_batches(self, state: State) -> Iterator[Batch]:
+        from dataloader_filestore.source import FileReader
+
+        self._ensure_open()
+        reader = FileReader(
+            self.fs, self.root, self._format,
+            display_prefix=self._display_prefix(),
+            compression=self.config.options.get("compression"),
+        )
+        incremental = self.config.incremental is not None and self.config.incremental.strategy == "modified_time"
+        yield from reader.read(state, batch_size=self.context.batch_size, incremental=incremental)
+
+    def test_connection(self) -> None:
+        """A source's path must match files; a destination's must be a directory or not exist yet."""
+        from dataloader_filestore.source import FileReader
+
+        self._ensure_open()
+        if self.context.role == "source":
+            FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix()).list_files()
+            return
+        try:
+            is_file = self.fs.exists(self.root) and self.fs.info(self.root).get("type") != "directory"
+        except Exception as exc:  # any backend's error, translated once here
+            raise ConnectorError(f"cannot reach {self._display_prefix()}{self.root}: {exc}") from exc
+        if is_file:
+            raise ConnectorError(
+                f"destination path {self._display_prefix()}{self.root} is a file; "
+                "a filestore destination is a directory of part files",
+                path=self.root,
+            )
+
+    # destination -------------------------------------------------------------------------
+    def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
+        from dataloader_filestore.dataset import DatasetWriter
+
+        self._ensure_open()
+        if mode not in self.capabilities.write_modes:
+            raise ConnectorError(
+                f"filestore does not support write mode '{mode}'; it supports: append, overwrite", mode=mode
+            )
+        self._writer = DatasetWriter(
+            self.fs, self.root, self._format,
+            format_name=self.config.format,
+            compression=self.config.options.get("compression"),
+            max_rows_per_file=self.config.max_rows_per_file,
+            recipe_name=self.context.recipe_name,
+            run_id=self.context.run_id,
+            display=self._display_prefix() + self.root,
+        )
+        self._writer.begin(schema, mode)
+
+    def write_batch(self, batch: Batch, state: State) -> None:
+        if self._writer is None:
+            self.begin(batch.schema, self.config.write_mode, state)
+        self._writer.write(batch.to_arrow())
+
+    def commit(self, state: State) -> None:
+        if self._writer is None:
+            raise ConnectorError("commit without begin: nothing to publish")
+        self._writer.commit(state)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+    def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
+        from dataloader_filestore.dataset import load_committed_state
+
+        self._ensure_open()
+        return load_committed_state(self.fs, self.root, recipe_name)
+
+
+__all__ = ["FilestoreConnector"]
