@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from test_recipe_fakes import memory_host  # noqa: F401  (fixture)
-
 from dataloader import __version__
 from dataloader.cli import cli
 from dataloader.state import LocalStateBackend
+from test_recipe_fakes import memory_host  # noqa: F401  (fixture)
 
 RECIPES = Path(__file__).parent / "recipes"
 BAD = RECIPES / "bad"
@@ -326,3 +325,35 @@ def test_init_project_runs_with_the_real_duckdb_and_filestore_connectors(tmp_pat
     assert proc.returncode == 0, proc.stderr
     with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from customers").fetchone() == (10,)
+
+
+def test_third_party_plugin_is_discovered_in_a_fresh_venv(tmp_path):
+    """Core installed from its folder (not editable) plus a plugin wheel written from the contract."""
+    core = Path(__file__).resolve().parents[1]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, str(core)], check=True, timeout=600)
+    subprocess.run([*pip, "--no-deps", str(core / "tests" / "example_plugin")], check=True, timeout=300)
+    script = str(venv / "bin" / "dataloader")
+    listed = subprocess.run([script, "list-connectors", "--json"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["example"]["distribution"] == "dataloader-connector-example"
+    assert rows["example"]["version"] == "1.2.3"
+    out = tmp_path / "out.jsonl"
+    recipe = tmp_path / "third_party.yaml"
+    recipe.write_text(
+        "name: third_party\nsource: {type: example, rows: 25}\n"
+        "transform:\n  steps:\n"
+        "    - {type: rename_columns, mapping: {label: text}}\n"
+        "    - {type: add_column, name: origin, value: '{{ recipe.name }}'}\n"
+        f"destination: {{type: example, path: '{out}'}}\n",
+        encoding="utf-8",
+    )
+    run = subprocess.run([script, "run", str(recipe)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["n"] for line in lines] == list(range(25))
+    assert lines[3] == {"n": 3, "text": "row 3", "origin": "third_party"}

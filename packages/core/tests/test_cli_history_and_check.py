@@ -8,7 +8,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-
 from dataloader.cli import cli
 from dataloader.plugins import use_host
 from dataloader.testing import MEMORY_TABLES, plugin_host

@@ -19,15 +19,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from rich.console import Console
-from test_recipe_fakes import TABLES, memory_host  # noqa: F401  (fixture)
-
 from dataloader.cli import cli, state_backend_for
 from dataloader.console import JsonReporter, LiveReporter, PlainReporter, choose_reporter
 from dataloader.errors import ConnectorError
 from dataloader.plugins import get_registry
 from dataloader.recipe import Recipe
 from dataloader.state import LocalStateBackend, State
+from rich.console import Console
+from test_recipe_fakes import TABLES, memory_host  # noqa: F401  (fixture)
 
 
 @dataclass

@@ -13,7 +13,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 from dataloader import hookimpl
 from dataloader.batch import Batch
 from dataloader.config import ConnectorConfig

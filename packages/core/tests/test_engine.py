@@ -14,7 +14,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-
 from dataloader import hookimpl
 from dataloader.batch import Batch
 from dataloader.config import ConnectorConfig

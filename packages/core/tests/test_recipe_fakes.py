@@ -12,14 +12,13 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from pydantic import Field
-
 from dataloader import hookimpl
 from dataloader.batch import Batch
 from dataloader.config import ConfigModel, ConnectorConfig
 from dataloader.connector import BaseConnector, Capabilities
 from dataloader.plugins import PluginHost, use_host
 from dataloader.state import State
+from pydantic import Field
 
 TABLES: dict[str, pa.Table] = {}
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_recipe_fakes import memory_host  # noqa: F401  (fixture)
-
 from dataloader.errors import RecipeError
 from dataloader.recipe import Recipe, RecipeWarning, from_yaml
 from dataloader.recipe.merge import deep_merge, delete_path
+from test_recipe_fakes import memory_host  # noqa: F401  (fixture)
 
 RECIPES = Path(__file__).parent / "recipes"
 pytestmark = pytest.mark.usefixtures("memory_host")

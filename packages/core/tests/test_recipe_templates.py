@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_recipe_fakes import memory_host  # noqa: F401  (fixture)
-
 from dataloader.errors import RecipeError
 from dataloader.recipe import Recipe, from_yaml
+from test_recipe_fakes import memory_host  # noqa: F401  (fixture)
 
 RECIPES = Path(__file__).parent / "recipes"
 pytestmark = pytest.mark.usefixtures("memory_host")

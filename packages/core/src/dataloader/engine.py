@@ -44,6 +44,7 @@ from dataloader.errors import (
 from dataloader.incremental import CursorTracker
 from dataloader.plugins import PluginHost, get_host
 from dataloader.recipe import Recipe
+from dataloader.recipe.models import connector_type
 from dataloader.state import LocalStateBackend, State, StateBackend
 
 log = logging.getLogger("dataloader.engine")
@@ -133,8 +134,8 @@ def plan(recipe: Recipe, host: PluginHost | None = None) -> Plan:
 
     host = host or get_host()
     registry = host.registry
-    source = registry.get("connector", recipe.source.type).build(recipe.source)
-    destination = registry.get("connector", recipe.destination.type).build(recipe.destination)
+    source = registry.get("connector", connector_type(recipe, "source")).build(recipe.source)
+    destination = registry.get("connector", connector_type(recipe, "destination")).build(recipe.destination)
     steps = []
     for step in recipe.transform.steps:
         try:
@@ -424,12 +425,12 @@ class _Run:
             destination.context = self._context("destination")
             opened = False
             try:
-                destination.open()
+                _call(destination, "open")
                 opened = True
                 found = loader(self.recipe.name)
             finally:
                 if opened:
-                    destination.close()
+                    _close(destination)
         if found and found.get("run_id") == interrupted:
             self.emit("warning", f"run {interrupted} committed before it was interrupted; its state is adopted")
             adopted = State.from_dict(found.get("state") or {})
@@ -478,12 +479,12 @@ class _Run:
         source, destination = the_plan.source, the_plan.destination
         source.context = self._context("source")
         destination.context = self._context("destination")
-        incremental = self.recipe.source.incremental
+        incremental = getattr(self.recipe.source, "incremental", None)
         tracker = None
         if incremental is not None and incremental.strategy == "cursor" and incremental.cursor_column:
             tracker = CursorTracker(pending, incremental.cursor_column, incremental.initial_value, incremental.primary_key)
         self.dead_letters = DeadLetters(self.recipe, self.run_id)
-        mode = self.recipe.destination.write_mode
+        mode = getattr(self.recipe.destination, "write_mode", "append")
         began = False
         _open(source, "source")
         try:
@@ -504,7 +505,7 @@ class _Run:
                     if batch is None or batch.row_count == 0:
                         continue
                     if not began:
-                        destination.begin(batch.schema, mode, pending)
+                        _call(destination, "begin", batch.schema, mode, pending)
                         began = True
                     destination.write_batch(batch, pending)
                     self.rows_written += batch.row_count
@@ -512,7 +513,7 @@ class _Run:
                     self.emit("progress")
                 self._check_limits()
                 if not began:
-                    destination.begin(None, mode, pending)
+                    _call(destination, "begin", None, mode, pending)
                     began = True
                 if tracker is not None:
                     tracker.save_to(pending)
@@ -520,7 +521,7 @@ class _Run:
                     {"last_run_id": self.run_id, "last_run_at": _now(), "rows_written": self.rows_written}
                 )
                 self.dead_letters.close()
-                destination.commit(pending)
+                _call(destination, "commit", pending)
                 began = False
                 self.state_after = pending.to_dict()
                 self.emit("committed")
@@ -590,9 +591,15 @@ class _Run:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _call(connector: Any, name: str, *args: Any) -> Any:
+    """Call an optional connector member (``begin``, ``commit`` ...) when the connector has it."""
+    method = getattr(connector, name, None)
+    return method(*args) if callable(method) else None
+
+
 def _open(connector: Any, role: str) -> None:
     try:
-        connector.open()
+        _call(connector, "open")
     except DataLoaderError:
         raise
     except Exception as exc:
@@ -601,14 +608,14 @@ def _open(connector: Any, role: str) -> None:
 
 def _close(connector: Any) -> None:
     try:
-        connector.close()
+        _call(connector, "close")
     except Exception as exc:  # closing must not hide the run's own outcome
         log.warning("closing %s failed: %s", type(connector).__name__, exc)
 
 
 def _abort(connector: Any) -> None:
     try:
-        connector.abort()
+        _call(connector, "abort")
     except Exception as exc:
         log.error("abort of %s failed: %s", type(connector).__name__, exc)
 

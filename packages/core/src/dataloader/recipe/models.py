@@ -92,9 +92,10 @@ class Recipe(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = None
-    source: SerializeAsAny[ConnectorConfig]
+    #: The source connector's own config instance (any pydantic model; usually a ConnectorConfig).
+    source: SerializeAsAny[Any]
     transform: TransformConfig = Field(default_factory=TransformConfig)
-    destination: SerializeAsAny[ConnectorConfig]
+    destination: SerializeAsAny[Any]
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     quality_checks: list[dict[str, Any]] = Field(default_factory=list)
     state: StateConfig | None = None
@@ -123,6 +124,12 @@ class Recipe(BaseModel):
         return build_recipe(data, path=Path(path) if path is not None else None, vars=vars, env=env, lines=None)
 
 
+def connector_type(recipe: Recipe, role: str) -> str:
+    """The registered name of the recipe's ``source`` or ``destination`` connector."""
+    config = getattr(recipe, role)
+    return getattr(config, "type", None) or recipe.resolved[role]["type"]
+
+
 #: Keys a recipe may have at the top level after ``extends``/``delete`` are applied.
 TOP_LEVEL_KEYS = ("name", "description", "source", "transform", "destination", "runtime", "quality_checks", "state")
 
@@ -137,4 +144,5 @@ __all__ = [
     "StepConfig",
     "TransformConfig",
     "TOP_LEVEL_KEYS",
+    "connector_type",
 ]

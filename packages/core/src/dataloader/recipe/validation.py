@@ -109,6 +109,8 @@ def _connector(tree: dict[str, Any], role: str, registry: Registry, problems: Pr
         return None
     model = registration.config if isinstance(registration.config, type) else ConnectorConfig
     clean = {k: v for k, v in section.items() if k not in misplaced}
+    if isinstance(model, type) and issubclass(model, BaseModel) and "type" not in model.model_fields:
+        clean.pop("type", None)
     config = _model(model, clean, role, problems)
     if config is None:
         return None

@@ -1,0 +1,1 @@
+"""An example third-party connector: numbers in, JSON lines out."""
