@@ -5,7 +5,8 @@ target table's. :func:`reconcile` answers with the type the target column must h
 
 - the same type, or a narrower one of the same family (``INTEGER`` into ``BIGINT``): unchanged;
 - a wider one of the same family (``BIGINT`` into ``INTEGER``, ``DECIMAL(18,2)`` into
-  ``DECIMAL(10,2)``, ``TIMESTAMP`` into ``DATE``): the column is widened;
+  ``DECIMAL(10,2)``, ``TIMESTAMP`` into ``DATE``): the column is widened, to the narrowest type
+  that holds both (``UTINYINT`` into ``TINYINT`` gives ``SMALLINT``);
 - anything else (``INTEGER`` into ``VARCHAR``, ``VARCHAR`` into ``INTEGER``, naive into
   time-zone-aware timestamps): ``None``, and the load is refused naming the column.
 
@@ -25,6 +26,7 @@ _TIMES = ("DATE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP", "TIMESTAMP_NS")
 #: Decimal digits each integer type needs, to decide whether a DECIMAL can hold it.
 _INT_DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19, "HUGEINT": 39,
                "UTINYINT": 3, "USMALLINT": 5, "UINTEGER": 10, "UBIGINT": 20, "UHUGEINT": 39}
+_MAX_DECIMAL_PRECISION = 38
 _DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
 _NULL = '"NULL"'
 _ALIASES = {"NULL": _NULL, "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
@@ -53,6 +55,20 @@ def reconcile(existing: str, incoming: str) -> str | None:
         return existing
     if _holds(new, old):
         return incoming
+    return _join(old, new)
+
+
+def _join(a: str, b: str) -> str | None:
+    """The narrowest type holding both when neither holds the other (signed with unsigned, two decimals)."""
+    for signed, unsigned in ((a, b), (b, a)):
+        if signed in _SIGNED and unsigned in _UNSIGNED:
+            rank = max(_SIGNED.index(signed), _UNSIGNED.index(unsigned) + 1)
+            return _SIGNED[rank] if rank < len(_SIGNED) else None
+    a_decimal, b_decimal = _decimal(a), _decimal(b)
+    if a_decimal is not None and b_decimal is not None:
+        scale = max(a_decimal[1], b_decimal[1])
+        precision = max(a_decimal[0] - a_decimal[1], b_decimal[0] - b_decimal[1]) + scale
+        return f"DECIMAL({precision},{scale})" if precision <= _MAX_DECIMAL_PRECISION else None
     return None
 
 
