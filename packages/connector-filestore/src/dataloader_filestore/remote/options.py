@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 
 class RemoteOptions(BaseModel):
@@ -32,3 +32,5 @@ class RemoteOptions(BaseModel):
     known_hosts: str | None = None
     host_key_policy: Literal["reject", "accept_new"] = "reject"
     host_key_fingerprint: str | None = None  # "SHA256:..." pins the server's key
+    # Both: how many times an operation is repeated after a dropped connection (with backoff).
+    retries: int = Field(5, ge=0, le=20)
