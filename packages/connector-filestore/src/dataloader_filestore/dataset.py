@@ -47,7 +47,7 @@ class _Part:
         self.raw.close()
 
     def discard(self) -> None:
-        for handle in (self.stream, self.raw):
+        for handle in (self.writer, self.stream, self.raw):
             try:
                 if handle is not None:
                     handle.close()

@@ -23,6 +23,7 @@ import pyarrow as pa
 from dataloader.errors import ConnectorError
 from pydantic import Field, field_validator
 
+from dataloader_filestore.compression import peek
 from dataloader_filestore.formats.options import ColumnTypesMixin, StreamCompression
 
 SNIFF_BYTES = 64 * 1024
@@ -43,7 +44,10 @@ class CsvOptions(ColumnTypesMixin):
     quote_char: str | None = '"'
     escape_char: str | None = None
     double_quote: bool = True
-    #: Strings read as null; by default only empty fields of non-string columns are null.
+    #: Unquoted empty fields are NULL and quoted ones (``""``) empty strings, as PostgreSQL and
+    #: this connector's writer spell them; ``false`` reads both as empty strings.
+    empty_is_null: bool = True
+    #: More spellings of NULL (e.g. ``["NULL", "n/a"]``); default: only the empty field.
     null_values: list[str] | None = None
     skip_rows: int = Field(default=0, ge=0)
     compression: StreamCompression = "auto"
@@ -88,6 +92,9 @@ class CsvFormat:
         reader_options, parse_options, convert_options = self._arrow_options(encoding)
         rows_done = 0
         try:
+            sample, stream = peek(stream, 1)
+            if not sample:
+                return  # an empty file has no header and no rows
             reader = pacsv.open_csv(
                 stream, read_options=reader_options, parse_options=parse_options, convert_options=convert_options
             )
@@ -110,8 +117,6 @@ class CsvFormat:
         if self.options.encoding != "auto":
             return _arrow_encoding(self.options.encoding), stream
         from charset_normalizer import from_bytes
-
-        from dataloader_filestore.compression import peek
 
         sample, stream = peek(stream, SNIFF_BYTES)
         best = from_bytes(sample).best() if sample else None
@@ -137,10 +142,13 @@ class CsvFormat:
             escape_char=o.escape_char if o.escape_char is not None else False,
             newlines_in_values=True,
         )
-        convert = {"column_types": o.arrow_column_types()}
+        convert: dict[str, Any] = {
+            "column_types": o.arrow_column_types(),
+            "strings_can_be_null": o.empty_is_null or o.null_values is not None,
+            "quoted_strings_can_be_null": False,
+        }
         if o.null_values is not None:
-            convert["null_values"] = o.null_values
-            convert["strings_can_be_null"] = True
+            convert["null_values"] = list(o.null_values) + ([""] if o.empty_is_null else [])
         return read_options, parse_options, pacsv.ConvertOptions(**convert)
 
     def _locate_error(

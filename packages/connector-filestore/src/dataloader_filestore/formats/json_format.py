@@ -21,6 +21,7 @@ import pyarrow as pa
 from dataloader.errors import ConnectorError
 from pydantic import Field
 
+from dataloader_filestore.compression import peek
 from dataloader_filestore.formats.options import ColumnTypesMixin, StreamCompression
 
 _READ_CHUNK = 1 << 20
@@ -59,8 +60,6 @@ class JsonFormat(JsonLinesFormat):
     array = True
 
     def read(self, stream: IO[bytes], *, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
-        from dataloader_filestore.compression import peek
-
         sample, stream = peek(stream, 4096)
         if sample.lstrip()[:1] == b"[":
             yield from _read_array(stream, path, batch_size, self.options)
@@ -77,6 +76,9 @@ def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOpti
     )
     rows_done = 0
     try:
+        sample, stream = peek(stream, 1 << 16)
+        if not sample.strip():
+            return  # an empty file holds no rows
         reader = pajson.open_json(
             stream, read_options=pajson.ReadOptions(use_threads=True, block_size=options.block_size),
             parse_options=parse,
