@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dataloader_duckdb.plugin
 import duckdb
 import pyarrow as pa
 import pytest
@@ -17,8 +18,6 @@ from dataloader.engine import RunResult, run_recipe
 from dataloader.plugins import PluginHost
 from dataloader.recipe import Recipe
 from dataloader.state import LocalStateBackend
-
-import dataloader_duckdb.plugin
 from dataloader_duckdb.config import DuckDBConfig
 from dataloader_duckdb.connector import DuckDBConnector
 

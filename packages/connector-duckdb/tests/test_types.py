@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dataloader_duckdb.types import reconcile
 
 
