@@ -1,0 +1,38 @@
+"""What the postgres connector can do, as data (importable without pyarrow or psycopg2)."""
+
+from __future__ import annotations
+
+from dataloader.connector import Capabilities
+
+CAPABILITIES = Capabilities(
+    read=True,
+    write=True,
+    write_modes=frozenset({"append", "overwrite", "merge"}),
+    incremental_strategies=frozenset({"cursor"}),
+    transactional=True,
+    # int8 is written as smallint and reads back as int16, so it is not claimed.
+    types=frozenset(
+        {
+            "bool",
+            "int16",
+            "int32",
+            "int64",
+            "float32",
+            "float64",
+            "decimal",
+            "string",
+            "binary",
+            "date",
+            "time",
+            "timestamp",
+            "timestamp_tz",
+            "list",
+            "json",
+        }
+    ),
+    preserves_types=True,
+    notes=(
+        "numeric without a declared precision reads as decimal128(38,10); values that do not fit are an error",
+        "uuid, json, jsonb and enum columns read as strings tagged with field metadata pg_type",
+    ),
+)

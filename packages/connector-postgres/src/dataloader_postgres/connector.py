@@ -1,0 +1,386 @@
+"""The ``postgres`` connector: a source and a transactional destination."""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from dataloader.batch import Batch
+from dataloader.connector import BaseConnector, Capabilities
+from dataloader.errors import ConnectorError, DataLoaderError
+from dataloader.state import State
+
+from dataloader_postgres import reader, writer
+from dataloader_postgres.capabilities import CAPABILITIES
+from dataloader_postgres.config import PostgresConfig
+from dataloader_postgres.connection import connect, describe_server, driver, translate
+from dataloader_postgres.types import ReadColumn
+
+_DONE = object()
+
+
+class PostgresConnector(BaseConnector):
+    """Reads a table or query with COPY; writes through a staging table in one transaction."""
+
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
+
+    def __init__(self, config: PostgresConfig) -> None:
+        super().__init__(config)
+        self.config: PostgresConfig = config
+        self._psycopg2 = driver()
+        self._conn: Any = None
+        self._write: writer.StagedWrite | None = None
+        self._columns: list[ReadColumn] | None = None
+
+    # -- connections -------------------------------------------------------------------------
+    def open(self) -> None:
+        if self._conn is None:
+            self._conn = connect(self.config)
+
+    def close(self) -> None:
+        conn, self._conn, self._write = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except self._psycopg2.Error:
+                pass  # closing a broken connection; the server has already dropped the session
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            self.open()
+        return self._conn
+
+    def _fail(self, exc: BaseException, doing: str, **facts: Any) -> ConnectorError:
+        if isinstance(exc, DataLoaderError):
+            return exc  # type: ignore[return-value]
+        return translate(exc, self.config, doing, **facts)
+
+    def _where(self) -> str:
+        return f"postgres ({describe_server(self.config)}) {self.config.describe_target()}"
+
+    # -- information -----------------------------------------------------------------------
+    def test_connection(self) -> None:
+        conn = connect(self.config)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                if self.config.table and self.context.role == "source":
+                    self._read_columns(cur)
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, "testing the connection") from exc
+        finally:
+            conn.close()
+
+    def estimate_total_records(self, state: State) -> int | None:
+        """The catalog's row estimate for a table (``pg_class.reltuples``); None for a query."""
+        if self.config.query:
+            return None
+        schema, table = self.config.qualified_table()
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    "SELECT c.reltuples::bigint FROM pg_catalog.pg_class c "
+                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                    (schema, table),
+                )
+                row = cur.fetchone()
+            self.conn.rollback()
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, "estimating the row count") from exc
+        if row is None or row[0] is None or row[0] < 0:
+            return None
+        return int(row[0])
+
+    def get_schema(self) -> pa.Schema | None:
+        try:
+            with self.conn.cursor() as cur:
+                columns = self._read_columns(cur)
+            self.conn.rollback()
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, "reading the column types") from exc
+        return pa.schema([c.arrow_field() for c in columns])
+
+    def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
+        try:
+            with self.conn.cursor() as cur:
+                found = writer.committed_state(cur, recipe_name)
+            self.conn.rollback()
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, "reading the committed state") from exc
+        return found
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read_columns(self, cur: Any) -> list[ReadColumn]:
+        if self._columns is not None:
+            return self._columns
+        if self.config.query:
+            described = reader.describe_query(cur, self.config.query)
+        else:
+            schema, table = self.config.qualified_table()
+            described = reader.describe_table(cur, schema, table)
+            if not described:
+                raise ConnectorError(
+                    f"postgres ({describe_server(self.config)}): table {schema}.{table} does not exist "
+                    "(or has no columns you may read); check `table` (schema.table)",
+                    table=f"{schema}.{table}",
+                )
+        self._columns = reader.plan_columns(cur, described)
+        return self._columns
+
+    def _base_select(self, columns: list[ReadColumn], conditions: list[Any]) -> Any:
+        from psycopg2 import sql
+
+        if self.config.query:
+            relation = sql.SQL("({}) AS _dataloader_query").format(sql.SQL(self.config.query))
+        else:
+            relation = sql.Identifier(*self.config.qualified_table())
+        statement = sql.SQL("SELECT {} FROM {}").format(reader.select_list(columns), relation)
+        if conditions:
+            statement += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+        return statement
+
+    def _cursor_conditions(self, state: State) -> list[Any]:
+        from psycopg2 import sql
+
+        incremental = self.config.incremental
+        if incremental is None or not incremental.cursor_column:
+            return []
+        start = state.cursor_value(incremental.cursor_column, incremental.initial_value)
+        if start is None:
+            return []
+        return [sql.SQL("{} >= {}").format(sql.Identifier(incremental.cursor_column), sql.Literal(start))]
+
+    def read_batches(self, state: State) -> Iterator[Batch]:
+        try:
+            with self.conn.cursor() as cur:
+                columns = self._read_columns(cur)
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, f"reading the columns of the {self.config.describe_target()}") from exc
+        self._check_cursor_column(columns)
+        schema = pa.schema([c.arrow_field() for c in columns])
+        conditions = self._cursor_conditions(state)
+        partition = self.config.partition
+        if partition is not None and self.context.parallelism > 1 and partition.partitions > 1:
+            batches = self._read_partitioned(columns, schema, conditions)
+        else:
+            self.conn.rollback()
+            batches = self._read_range(self.conn, columns, schema, conditions)
+        for batch in reader.rechunk(batches, schema, self.context.batch_size):
+            yield Batch.from_arrow(batch)
+
+    def _check_cursor_column(self, columns: list[ReadColumn]) -> None:
+        names = [c.name for c in columns]
+        for key, column in (
+            ("incremental.cursor_column", self.config.incremental.cursor_column if self.config.incremental else None),
+            ("partition.column", self.config.partition.column if self.config.partition else None),
+        ):
+            if column and column not in names:
+                raise ConnectorError(
+                    f"{key} {column!r} is not a column of the {self.config.describe_target()} "
+                    f"(columns: {', '.join(names)})",
+                    column=column,
+                )
+
+    def _read_range(
+        self, conn: Any, columns: list[ReadColumn], schema: pa.Schema, conditions: list[Any]
+    ) -> Iterator[pa.RecordBatch]:
+        select = self._base_select(columns, conditions)
+        yield from reader.stream_copy(
+            conn,
+            select,
+            columns,
+            schema,
+            on_error=lambda exc: self._fail(exc, f"reading the {self.config.describe_target()}"),
+            where=self._where(),
+        )
+
+    # -- partitioned reading ---------------------------------------------------------------
+    def _read_partitioned(
+        self, columns: list[ReadColumn], schema: pa.Schema, conditions: list[Any]
+    ) -> Iterator[pa.RecordBatch]:
+        """Key ranges read concurrently on their own connections, sharing one snapshot."""
+        assert self.config.partition is not None
+        coordinator = self.conn
+        try:
+            coordinator.rollback()
+            coordinator.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            with coordinator.cursor() as cur:
+                cur.execute("SELECT pg_catalog.pg_export_snapshot()")
+                snapshot = cur.fetchone()[0]
+                ranges = self._partition_conditions(cur, columns, conditions)
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, "planning the partitioned read") from exc
+        try:
+            yield from self._run_partitions(columns, schema, ranges, snapshot)
+        finally:
+            try:
+                coordinator.rollback()
+                coordinator.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+            except self._psycopg2.Error:
+                pass  # the coordinator is only holding the snapshot; a broken one is closed later
+
+    def _partition_conditions(self, cur: Any, columns: list[ReadColumn], conditions: list[Any]) -> list[list[Any]]:
+        from psycopg2 import sql
+
+        assert self.config.partition is not None
+        column = sql.Identifier(self.config.partition.column)
+        statement = sql.SQL("SELECT min({0}), max({0}) FROM ({1}) AS _dataloader_range").format(
+            column, self._base_select(columns, conditions)
+        )
+        cur.execute(statement)
+        low, high = cur.fetchone()
+        bounds = split_range(low, high, self.config.partition.partitions)
+        if not bounds:
+            return [conditions]
+        ranges: list[list[Any]] = []
+        edges = [None, *bounds, None]
+        for lower, upper in zip(edges, edges[1:], strict=False):
+            parts = list(conditions)
+            if lower is not None:
+                parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(lower)))
+            if upper is not None:
+                below = sql.SQL("{} < {}").format(column, sql.Literal(upper))
+                parts.append(below if lower is not None else sql.SQL("({} OR {} IS NULL)").format(below, column))
+            ranges.append(parts)
+        return ranges
+
+    def _run_partitions(
+        self, columns: list[ReadColumn], schema: pa.Schema, ranges: list[list[Any]], snapshot: str
+    ) -> Iterator[pa.RecordBatch]:
+        workers = min(self.context.parallelism, len(ranges))
+        results: queue.Queue[Any] = queue.Queue(maxsize=2 * workers)
+        todo: queue.Queue[list[Any]] = queue.Queue()
+        for conditions in ranges:
+            todo.put(conditions)
+        stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    results.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work() -> None:
+            conn = None
+            try:
+                conn = connect(self.config)
+                conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+                with conn.cursor() as cur:
+                    cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+                while not stop.is_set():
+                    try:
+                        conditions = todo.get_nowait()
+                    except queue.Empty:
+                        break
+                    for batch in self._read_range(conn, columns, schema, conditions):
+                        if not put(batch):
+                            return
+            except BaseException as exc:  # handed to the consuming thread, which raises it
+                put(exc if isinstance(exc, DataLoaderError) else self._fail(exc, "a partitioned read"))
+            finally:
+                if conn is not None:
+                    conn.close()
+                put(_DONE)
+
+        threads = [threading.Thread(target=work, name=f"dataloader-postgres-part-{i}", daemon=True) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        running = workers
+        try:
+            while running:
+                item = results.get()
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+    # -- writing ---------------------------------------------------------------------------
+    def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
+        if not self.config.table:
+            raise ConnectorError("a postgres destination needs `table` (schema.table), not `query`")
+        if mode == "merge" and not self.config.merge_keys:
+            raise ConnectorError(
+                "write_mode merge needs merge_keys (the columns that identify a row), e.g. merge_keys: [id]"
+            )
+        target_schema, table = self.config.qualified_table()
+        try:
+            self.conn.rollback()
+            self._write = writer.StagedWrite(self.conn, target_schema, table, mode, self.config.merge_keys)
+            self._write.begin(schema)
+        except self._psycopg2.Error as exc:
+            self._rollback()
+            raise self._fail(exc, f"preparing to write table {target_schema}.{table}") from exc
+        except BaseException:
+            self._rollback()
+            raise
+
+    def write_batch(self, batch: Batch, state: State) -> None:
+        if self._write is None:
+            raise ConnectorError("write_batch called before begin()")
+        try:
+            self._write.write(batch.to_arrow())
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, f"copying rows into the staging table for {self._write.label}") from exc
+
+    def commit(self, state: State) -> None:
+        if self._write is None:
+            raise ConnectorError("commit called before begin()")
+        try:
+            self._write.publish(self.context.recipe_name, self.context.run_id, state.to_dict())
+            self.conn.commit()
+        except self._psycopg2.Error as exc:
+            self._rollback()
+            raise self._fail(exc, f"committing to {self._write.label}") from exc
+        finally:
+            self._write = None
+
+    def abort(self) -> None:
+        self._write = None
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.rollback()
+        except self._psycopg2.Error:
+            self.close()  # a broken connection: closing it rolls back on the server
+
+
+def split_range(low: Any, high: Any, partitions: int) -> list[Any]:
+    """Inner boundaries splitting ``[low, high]`` into up to ``partitions`` ranges."""
+    if low is None or high is None or low == high or partitions < 2:
+        return []
+    if isinstance(low, bool):
+        return []
+    if isinstance(low, int):
+        step = max(1, -(-(high - low + 1) // partitions))
+        return [low + step * i for i in range(1, partitions) if low + step * i <= high]
+    if isinstance(low, (float, Decimal)):
+        step = (high - low) / partitions
+        return sorted({low + step * i for i in range(1, partitions)})
+    if isinstance(low, dt.datetime):
+        step = (high - low) / partitions
+        return sorted({low + step * i for i in range(1, partitions)})
+    if isinstance(low, dt.date):
+        days = (high - low).days
+        step = max(1, -(-(days + 1) // partitions))
+        return [low + dt.timedelta(days=step * i) for i in range(1, partitions) if step * i <= days]
+    raise ConnectorError(
+        f"cannot partition on a column of type {type(low).__name__}; use an integer, numeric, date or timestamp column"
+    )

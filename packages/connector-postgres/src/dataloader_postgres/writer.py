@@ -1,0 +1,313 @@
+"""Writing: COPY into a session-temporary staging table, then one transaction publishes it.
+
+``begin`` opens the transaction, checks the incoming schema against the target (refusing an
+incompatible type change before any data moves) and creates ``_dataloader_stage`` as a TEMP
+table dropped at commit. Every ``write_batch`` turns the Arrow batch into CSV with Arrow's writer
+and streams it with ``COPY ... FROM STDIN``. ``commit`` creates the schema and table when
+missing, adds new columns as nullable, moves the staged rows by mode, records the run in
+``public._dataloader_state`` and commits: readers see the table before or after, never between.
+A failure, ``abort`` or a killed process rolls everything back; the TEMP table dies with the
+session.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from dataloader.errors import ConnectorError
+
+from dataloader_postgres import encoding
+from dataloader_postgres.types import check_compatible, pg_type_for, storage_type
+
+STAGE = "_dataloader_stage"
+SEQ = "_dataloader_seq"
+STATE_TABLE = ("public", "_dataloader_state")
+
+_TARGET_COLUMNS = """
+SELECT a.attname, t.typname, t.typcategory, format_type(a.atttypid, a.atttypmod), a.attnum,
+       bt.typname
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype
+WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+_UNIQUE_KEYS = """
+SELECT array_agg(a.attname ORDER BY a.attname)
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indimmediate
+  AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY i.indexrelid
+"""
+
+
+@dataclass
+class TargetColumn:
+    name: str
+    type_name: str
+    category: str
+    display: str
+
+
+def target_columns(cur: Any, schema: str, table: str) -> dict[str, TargetColumn] | None:
+    """The target's columns by name, or None when the table does not exist."""
+    cur.execute(_TARGET_COLUMNS, (schema, table))
+    rows = cur.fetchall()
+    if not rows:
+        cur.execute(
+            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            (schema, table),
+        )
+        if cur.fetchone() is None:
+            return None
+    return {
+        name: TargetColumn(name, base or type_name, category, display)
+        for name, type_name, category, display, _, base in rows
+    }
+
+
+def copy_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with every column in a form Arrow's CSV writer renders as COPY input."""
+    arrays, fields = [], []
+    for arrow_field, array in zip(batch.schema, batch.columns, strict=True):
+        if isinstance(array.type, pa.ExtensionType):
+            array = array.storage
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        t = storage_type(array.type)
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+            array = encoding.hex_from_bytea(array)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            array = encoding.array_literals(array)
+        elif pa.types.is_null(t) or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t)):
+            array = array.cast(pa.string())
+        elif pa.types.is_float16(t):
+            array = array.cast(pa.float32())
+        arrays.append(array)
+        fields.append(pa.field(arrow_field.name, array.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+class StagedWrite:
+    """One run's write into ``schema.table`` on ``conn`` (a connection not in autocommit)."""
+
+    def __init__(self, conn: Any, schema: str, table: str, mode: str, merge_keys: list[str]) -> None:
+        self.conn, self.schema, self.table, self.mode = conn, schema, table, mode
+        self.merge_keys = list(merge_keys)
+        self.label = f"table {schema}.{table}"
+        self.arrow_schema: pa.Schema | None = None
+        self.existing: dict[str, TargetColumn] | None = None
+        self.column_types: dict[str, str] = {}
+        self.rows_staged = 0
+
+    # -- begin -----------------------------------------------------------------------------
+    def begin(self, arrow_schema: pa.Schema | None) -> None:
+        from psycopg2 import sql
+
+        self.arrow_schema = arrow_schema
+        with self.conn.cursor() as cur:
+            self.existing = target_columns(cur, self.schema, self.table)
+            if arrow_schema is None:
+                return
+            self._check_schema(arrow_schema)
+            definitions = [
+                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type))
+                for name, pg_type in self.column_types.items()
+            ]
+            definitions.append(sql.SQL("{} bigserial").format(sql.Identifier(SEQ)))
+            cur.execute(
+                sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+                    sql.Identifier(STAGE), sql.SQL(", ").join(definitions)
+                )
+            )
+
+    def _check_schema(self, arrow_schema: pa.Schema) -> None:
+        names = arrow_schema.names
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConnectorError(f"the data has two columns named {duplicates[0]!r}", column=duplicates[0])
+        missing = [key for key in self.merge_keys if key not in names]
+        if self.mode == "merge" and missing:
+            raise ConnectorError(
+                f"merge key {missing[0]!r} is not a column of the data written to {self.label} "
+                f"(columns: {', '.join(names)})",
+                column=missing[0],
+            )
+        for arrow_field in arrow_schema:
+            current = (self.existing or {}).get(arrow_field.name)
+            if current is not None:
+                check_compatible(arrow_field, current.type_name, current.category, current.display, self.label)
+                self.column_types[arrow_field.name] = current.display
+            else:
+                self.column_types[arrow_field.name] = pg_type_for(arrow_field)
+
+    # -- write -----------------------------------------------------------------------------
+    def write(self, batch: pa.RecordBatch) -> None:
+        from psycopg2 import sql
+
+        if batch.num_rows == 0:
+            return
+        if self.arrow_schema is None:
+            raise ConnectorError(f"write_batch called for {self.label} after begin() was given no schema")
+        unknown = [name for name in batch.schema.names if name not in self.column_types]
+        if unknown:
+            raise ConnectorError(
+                f"batch has column {unknown[0]!r} that the first batch written to {self.label} did not have",
+                column=unknown[0],
+            )
+        if self.mode == "merge":
+            for key in self.merge_keys:
+                if batch.column(key).null_count:
+                    raise ConnectorError(
+                        f"merge key column {key!r} is NULL in a row written to {self.label}; "
+                        "merge needs every key present",
+                        column=key,
+                    )
+        ready = copy_ready(batch)
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(ready, sink, pa_csv.WriteOptions(include_header=False, batch_size=max(1024, batch.num_rows)))
+        payload = pa.BufferReader(sink.getvalue())
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+            sql.Identifier(STAGE), sql.SQL(", ").join(sql.Identifier(n) for n in batch.schema.names)
+        )
+        with self.conn.cursor() as cur:
+            cur.copy_expert(statement, payload, size=1 << 20)
+        self.rows_staged += batch.num_rows
+
+    # -- commit ----------------------------------------------------------------------------
+    def publish(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+        """Everything ``commit`` does before the COMMIT itself (the caller commits)."""
+        with self.conn.cursor() as cur:
+            if self.arrow_schema is not None:
+                self._ensure_table(cur)
+                self._move_rows(cur)
+            elif self.mode == "overwrite" and self.existing is not None:
+                cur.execute(self._sql("DELETE FROM {target}"))
+            upsert_state(cur, recipe_name, run_id, state)
+
+    def _sql(self, template: str, **parts: Any) -> Any:
+        from psycopg2 import sql
+
+        return sql.SQL(template).format(
+            target=sql.Identifier(self.schema, self.table), stage=sql.Identifier(STAGE), **parts
+        )
+
+    def _ensure_table(self, cur: Any) -> None:
+        from psycopg2 import sql
+
+        if self.existing is None:
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+            definitions = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type))
+                for name, pg_type in self.column_types.items()
+            )
+            cur.execute(self._sql("CREATE TABLE {target} ({columns})", columns=definitions))
+            return
+        for name, pg_type in self.column_types.items():
+            if name not in self.existing:
+                cur.execute(
+                    self._sql("ALTER TABLE {target} ADD COLUMN {column} {type}", column=sql.Identifier(name),
+                              type=sql.SQL(pg_type))
+                )
+
+    def _move_rows(self, cur: Any) -> None:
+        from psycopg2 import sql
+
+        columns = sql.SQL(", ").join(sql.Identifier(n) for n in self.column_types)
+        if self.mode == "overwrite":
+            # DELETE, not TRUNCATE: TRUNCATE's exclusive lock would block readers for the whole
+            # commit; with DELETE they keep reading the old rows until COMMIT.
+            cur.execute(self._sql("DELETE FROM {target}"))
+        if self.mode != "merge":
+            cur.execute(self._sql("INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage}", columns=columns))
+            return
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.merge_keys)
+        latest = self._sql(
+            "SELECT DISTINCT ON ({keys}) {columns} FROM {stage} ORDER BY {keys}, {seq} DESC",
+            keys=keys,
+            columns=columns,
+            seq=sql.Identifier(SEQ),
+        )
+        if self._has_unique_constraint(cur):
+            others = [n for n in self.column_types if n not in self.merge_keys]
+            action = (
+                sql.SQL("DO UPDATE SET ")
+                + sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in others)
+                if others
+                else sql.SQL("DO NOTHING")
+            )
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {target} ({columns}) {latest} ON CONFLICT ({keys}) {action}",
+                    columns=columns,
+                    latest=latest,
+                    keys=keys,
+                    action=action,
+                )
+            )
+            return
+        matches = sql.SQL(" AND ").join(
+            sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in self.merge_keys
+        )
+        cur.execute(
+            self._sql(
+                "DELETE FROM {target} AS t USING (SELECT DISTINCT {keys} FROM {stage}) AS s WHERE {matches}",
+                keys=keys,
+                matches=matches,
+            )
+        )
+        cur.execute(self._sql("INSERT INTO {target} ({columns}) {latest}", columns=columns, latest=latest))
+
+    def _has_unique_constraint(self, cur: Any) -> bool:
+        if self.existing is None:
+            return False
+        cur.execute(_UNIQUE_KEYS, (self.schema, self.table))
+        wanted = sorted(self.merge_keys)
+        return any(list(row[0]) == wanted for row in cur.fetchall())
+
+
+def upsert_state(cur: Any, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+    from psycopg2 import sql
+
+    table = sql.Identifier(*STATE_TABLE)
+    cur.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (recipe_name text PRIMARY KEY, run_id text NOT NULL, "
+            "state jsonb NOT NULL, committed_at timestamptz NOT NULL)"
+        ).format(table)
+    )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} (recipe_name, run_id, state, committed_at) VALUES (%s, %s, %s, now()) "
+            "ON CONFLICT (recipe_name) DO UPDATE SET run_id = EXCLUDED.run_id, state = EXCLUDED.state, "
+            "committed_at = EXCLUDED.committed_at"
+        ).format(table),
+        (recipe_name, run_id, json.dumps(state, default=str)),
+    )
+
+
+def committed_state(cur: Any, recipe_name: str) -> dict[str, Any] | None:
+    from psycopg2 import sql
+
+    cur.execute("SELECT to_regclass(%s)", (".".join(f'"{p}"' for p in STATE_TABLE),))
+    if cur.fetchone()[0] is None:
+        return None
+    cur.execute(
+        sql.SQL("SELECT run_id, state FROM {} WHERE recipe_name = %s").format(sql.Identifier(*STATE_TABLE)),
+        (recipe_name,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    run_id, state = row
+    return {"run_id": run_id, "state": state if isinstance(state, dict) else json.loads(state)}
