@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -95,8 +96,9 @@ class CsvFormat:
             sample, stream = peek(stream, 1)
             if not sample:
                 return  # an empty file has no header and no rows
+            guarded = _Detachable(stream)
             reader = pacsv.open_csv(
-                stream, read_options=reader_options, parse_options=parse_options, convert_options=convert_options
+                guarded, read_options=reader_options, parse_options=parse_options, convert_options=convert_options
             )
             while True:
                 try:
@@ -107,6 +109,7 @@ class CsvFormat:
                     yield batch.slice(offset, batch_size)
                 rows_done += batch.num_rows
         except pa.ArrowInvalid as exc:
+            guarded.detach()  # pyarrow's read-ahead threads must not move the stream while we scan it
             raise self._locate_error(exc, stream, path, encoding, rows_done) from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConnectorError(
@@ -116,11 +119,8 @@ class CsvFormat:
     def _encoding(self, stream: IO[bytes], path: str) -> tuple[str, IO[bytes]]:
         if self.options.encoding != "auto":
             return _arrow_encoding(self.options.encoding), stream
-        from charset_normalizer import from_bytes
-
         sample, stream = peek(stream, SNIFF_BYTES)
-        best = from_bytes(sample).best() if sample else None
-        return _arrow_encoding(best.encoding if best is not None else "utf-8"), stream
+        return _arrow_encoding(detect_encoding(sample)), stream
 
     def _arrow_options(self, encoding: str) -> tuple[Any, Any, Any]:
         import pyarrow.csv as pacsv
@@ -240,6 +240,31 @@ class CsvWriter:
         self._sink.flush()
 
 
+class _Detachable(io.RawIOBase):
+    """Hands reads to ``raw`` until ``detach``; afterwards readers (pyarrow's threads) see the end."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._lock = threading.Lock()
+        self._detached = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with self._lock:
+            return b"" if self._detached else self._raw.read(size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def detach(self) -> None:  # type: ignore[override]
+        with self._lock:
+            self._detached = True
+
+
 class _Transcoder(io.RawIOBase):
     """Re-encodes the UTF-8 pyarrow writes into the configured encoding."""
 
@@ -258,6 +283,30 @@ class _Transcoder(io.RawIOBase):
 
     def flush(self) -> None:
         self._raw.flush()
+
+
+def detect_encoding(sample: bytes) -> str:
+    """The encoding of ``sample`` (the start of a file) for ``encoding: auto``.
+
+    Valid UTF-8 is UTF-8. Otherwise charset-normalizer ranks single-byte code pages; several fit
+    most Western text equally well, and among equally good candidates Windows-1252 (a superset
+    of Latin-1's printable characters) is by far the most common, so it wins ties.
+    """
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(sample))
+    if not matches:
+        return "latin-1"  # decodes any byte; better than failing on a file nobody could classify
+    best_chaos = min(match.chaos for match in matches)
+    for match in matches:
+        if match.chaos == best_chaos and {"cp1252", "latin_1"} & set(match.could_be_from_charset):
+            return "cp1252"
+    return matches[0].encoding
 
 
 def _arrow_encoding(name: str) -> str:
