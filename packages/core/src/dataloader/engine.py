@@ -32,6 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from dataloader import faults
 from dataloader.batch import Batch
 from dataloader.connector import RunContext
 from dataloader.errors import (
@@ -508,6 +509,7 @@ class _Run:
                         _call(destination, "begin", batch.schema, mode, pending)
                         began = True
                     destination.write_batch(batch, pending)
+                    faults.point("batch_written")
                     self.rows_written += batch.row_count
                     self.hook("batch_written", run=RunInfo(self.recipe, self.run_id, self.started_at), batch=batch, rows=batch.row_count)
                     self.emit("progress")
@@ -521,7 +523,9 @@ class _Run:
                     {"last_run_id": self.run_id, "last_run_at": _now(), "rows_written": self.rows_written}
                 )
                 self.dead_letters.close()
+                faults.point("before_commit")
                 _call(destination, "commit", pending)
+                faults.point("after_commit")
                 began = False
                 self.state_after = pending.to_dict()
                 self.emit("committed")
@@ -544,6 +548,7 @@ class _Run:
             batch.metadata.setdefault("row_offset", offset)
             offset += batch.row_count
             self.rows_read += batch.row_count
+            faults.point("batch_read")
             yield batch
 
     def _transform(self, the_plan: Plan, batch: Batch) -> Batch | None:

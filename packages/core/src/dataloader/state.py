@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from dataloader import faults
 from dataloader.errors import StateError
 
 STATE_FORMAT_VERSION = 1
@@ -189,7 +190,11 @@ class LocalStateBackend:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{recipe_name}.", suffix=".tmp", dir=self.state_dir)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
+                half = len(payload) // 2
+                handle.write(payload[:half])
+                handle.flush()
+                faults.point("state_write")
+                handle.write(payload[half:])
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp_name, path)
