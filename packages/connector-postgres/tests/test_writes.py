@@ -1,0 +1,178 @@
+"""Destination behaviour: modes, schema changes, atomicity, quoting, the exactly-once state row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg2
+import pyarrow as pa
+import pytest
+
+from dataloader.batch import Batch
+from dataloader.errors import ConnectorError
+from dataloader.state import State
+
+
+def _write(destination, mode: str, *tables: pa.Table, state: State | None = None) -> None:
+    state = state or State()
+    destination.begin(tables[0].schema, mode, state)
+    for table in tables:
+        for batch in table.to_batches(max_chunksize=2):
+            destination.write_batch(Batch.from_arrow(batch), state)
+    destination.commit(state)
+
+
+def _rows(pg, sql: str) -> list[tuple]:
+    with pg.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def _people(ids: list[int], names: list[str]) -> pa.Table:
+    return pa.table({"id": pa.array(ids, pa.int64()), "name": pa.array(names, pa.string())})
+
+
+@pytest.mark.parametrize("unique_key", [True, False], ids=["with-unique-constraint", "without-constraint"])
+def test_merge_last_row_wins_for_repeated_key(pg, connector, table_name, unique_key):
+    key = "PRIMARY KEY" if unique_key else ""
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint {key}, name text)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, 'old one'), (2, 'old two')")
+    batch_one = _people([2, 3, 2], ["first update", "three", "second update"])
+    batch_two = _people([3, 2], ["three again", "last update"])
+    _write(connector(role="destination", table=table_name, merge_keys=["id"]), "merge", batch_one, batch_two)
+    assert _rows(pg, f"SELECT id, name FROM {table_name} ORDER BY id") == [
+        (1, "old one"),
+        (2, "last update"),
+        (3, "three again"),
+    ]
+
+
+def test_merge_creates_the_table_and_repeated_runs_do_not_duplicate(pg, connector, table_name):
+    for _ in range(2):
+        _write(connector(role="destination", table=f"dw.{table_name}", merge_keys=["id"]), "merge",
+               _people([1, 2], ["a", "b"]))
+    assert _rows(pg, f"SELECT id, name FROM dw.{table_name} ORDER BY id") == [(1, "a"), (2, "b")]
+
+
+def test_merge_refuses_a_null_key(connector, table_name):
+    destination = connector(role="destination", table=table_name, merge_keys=["id"])
+    data = pa.table({"id": pa.array([1, None], pa.int64()), "name": ["a", "b"]})
+    destination.begin(data.schema, "merge", State())
+    with pytest.raises(ConnectorError, match="merge key column 'id' is NULL"):
+        destination.write_batch(Batch.from_arrow(data), State())
+    destination.abort()
+
+
+def test_append_adds_rows_and_a_new_source_column_as_nullable(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint NOT NULL, name text)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, 'kept')")
+    wider = pa.table({"id": pa.array([2], pa.int64()), "name": ["new"], "score": pa.array([1.5], pa.float64())})
+    _write(connector(role="destination", table=table_name), "append", wider)
+    assert _rows(pg, f"SELECT id, name, score FROM {table_name} ORDER BY id") == [(1, "kept", None), (2, "new", 1.5)]
+    assert _rows(
+        pg, f"SELECT data_type, is_nullable FROM information_schema.columns WHERE table_name = '{table_name}' "
+        "AND column_name = 'score'"
+    ) == [("double precision", "YES")]
+
+
+def test_incompatible_type_change_is_refused_naming_the_column_and_nothing_is_written(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint, amount integer)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, 10)")
+    data = pa.table({"id": pa.array([2], pa.int64()), "amount": pa.array(["ten"], pa.string())})
+    destination = connector(role="destination", table=table_name)
+    with pytest.raises(ConnectorError, match=r"column 'amount' .* is integer but the incoming data is string"):
+        destination.begin(data.schema, "append", State())
+    assert _rows(pg, f"SELECT id, amount FROM {table_name}") == [(1, 10)]
+
+
+def test_overwrite_readers_see_old_rows_until_commit_then_only_new_rows(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint, name text)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, 'old'), (2, 'old')")
+    destination = connector(role="destination", table=table_name)
+    seen_during_commit: list[Any] = []
+
+    class CommitSpy:
+        """The destination's connection, checking what a reader sees just before COMMIT."""
+
+        def __init__(self, conn: Any) -> None:
+            self._conn = conn
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+        def commit(self) -> None:
+            # The old rows are already deleted and the new ones inserted in this transaction.
+            reader = psycopg2.connect(**pg.get_dsn_parameters())
+            reader.autocommit = True
+            with reader.cursor() as cur:
+                cur.execute("SET lock_timeout = '5s'")  # a blocked reader would fail, not hang
+                cur.execute(f"SELECT id, name FROM {table_name} ORDER BY id")
+                seen_during_commit.extend(cur.fetchall())
+            reader.close()
+            self._conn.commit()
+
+    new = _people([3, 4, 5], ["new", "new", "new"])
+    destination.begin(new.schema, "overwrite", State())
+    for batch in new.to_batches(max_chunksize=1):
+        destination.write_batch(Batch.from_arrow(batch), State())
+    assert _rows(pg, f"SELECT id, name FROM {table_name} ORDER BY id") == [(1, "old"), (2, "old")]
+    destination._conn = CommitSpy(destination._conn)
+    destination._write.conn = destination._conn
+    destination.commit(State())
+    assert seen_during_commit == [(1, "old"), (2, "old")]
+    assert _rows(pg, f"SELECT id, name FROM {table_name} ORDER BY id") == [(3, "new"), (4, "new"), (5, "new")]
+
+
+def test_abort_leaves_the_target_unchanged_and_drops_the_staging_table(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint, name text)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, 'before')")
+    destination = connector(role="destination", table=table_name)
+    data = _people([7, 8], ["x", "y"])
+    destination.begin(data.schema, "overwrite", State())
+    destination.write_batch(Batch.from_arrow(data.to_batches()[0]), State())
+    destination.abort()
+    with destination.conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('pg_temp._dataloader_stage')")
+        assert cur.fetchone()[0] is None
+    destination.conn.rollback()
+    assert _rows(pg, f"SELECT id, name FROM {table_name}") == [(1, "before")]
+
+
+def test_a_table_name_that_looks_like_sql_is_only_a_name(pg, connector):
+    with pg.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS x (id int)")
+    weird = 'weird "name"; drop table x'
+    data = pa.table({'col "quoted"; --': pa.array([1, 2], pa.int64())})
+    _write(connector(role="destination", table=weird, schema="odd schema"), "append", data)
+    _write(connector(role="destination", table=weird, schema="odd schema", merge_keys=['col "quoted"; --']),
+           "merge", data)
+    source = connector(table=weird, schema="odd schema")
+    got = pa.Table.from_batches([b.to_arrow() for b in source.read_batches(State())])
+    assert sorted(got.column('col "quoted"; --').to_pylist()) == [1, 2]
+    assert _rows(pg, "SELECT to_regclass('public.x') IS NOT NULL") == [(True,)]
+
+
+def test_commit_records_the_run_for_exactly_once_recovery(connector, table_name):
+    destination = connector(role="destination", table=table_name)
+    state = State()
+    state.set_cursor("updated_at", 5)
+    _write(destination, "append", _people([1], ["a"]), state=state)
+    found = destination.load_committed_state("test")
+    assert found["run_id"] == destination.context.run_id
+    assert found["state"]["cursor_values"] == {"updated_at": 5}
+    assert destination.load_committed_state("another-recipe") is None
+
+
+def test_overwrite_with_an_empty_source_empties_the_table(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1)")
+    destination = connector(role="destination", table=table_name)
+    destination.begin(None, "overwrite", State())
+    destination.commit(State())
+    assert _rows(pg, f"SELECT count(*) FROM {table_name}") == [(0,)]
