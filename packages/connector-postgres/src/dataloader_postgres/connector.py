@@ -133,14 +133,16 @@ class PostgresConnector(BaseConnector):
         self._columns = reader.plan_columns(cur, described)
         return self._columns
 
-    def _base_select(self, columns: list[ReadColumn], conditions: list[Any]) -> Any:
+    def _base_select(self, columns: list[ReadColumn] | None, conditions: list[Any], what: Any = None) -> Any:
+        """``SELECT <columns, as COPY needs them> FROM <table or query> WHERE <conditions>``."""
         from psycopg2 import sql
 
         if self.config.query:
             relation = sql.SQL("({}) AS _dataloader_query").format(sql.SQL(self.config.query))
         else:
             relation = sql.Identifier(*self.config.qualified_table())
-        statement = sql.SQL("SELECT {} FROM {}").format(reader.select_list(columns), relation)
+        select_list = reader.select_list(columns) if columns is not None else what
+        statement = sql.SQL("SELECT {} FROM {}").format(select_list, relation)
         if conditions:
             statement += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
         return statement
@@ -230,9 +232,7 @@ class PostgresConnector(BaseConnector):
 
         assert self.config.partition is not None
         column = sql.Identifier(self.config.partition.column)
-        statement = sql.SQL("SELECT min({0}), max({0}) FROM ({1}) AS _dataloader_range").format(
-            column, self._base_select(columns, conditions)
-        )
+        statement = self._base_select(None, conditions, sql.SQL("min({0}), max({0})").format(column))
         cur.execute(statement)
         low, high = cur.fetchone()
         bounds = split_range(low, high, self.config.partition.partitions)

@@ -94,9 +94,9 @@ def select_list(columns: list[ReadColumn]) -> Any:
     for column in columns:
         ident = sql.Identifier(column.name)
         if column.kind == "utc":
-            parts.append(sql.SQL("({} AT TIME ZONE 'UTC')").format(ident))
+            parts.append(sql.SQL("({0} AT TIME ZONE 'UTC') AS {0}").format(ident))
         elif column.kind == "json_list":
-            parts.append(sql.SQL("array_to_json({})::text").format(ident))
+            parts.append(sql.SQL("array_to_json({0})::text AS {0}").format(ident))
         else:
             parts.append(ident)
     return sql.SQL(", ").join(parts)
