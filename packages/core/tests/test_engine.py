@@ -366,3 +366,44 @@ def test_parallel_recipes_do_not_share_state(tmp_path):
     results = run_many(recipes, lambda r: LocalStateBackend(tmp_path / "s"), jobs=2, history=False, on_event=lambda e: seen_threads.add(threading.current_thread().name))
     assert all(isinstance(r, RunResult) and r.rows_written == 3 for r in results)
     assert len(seen_threads) == 2
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+def checkpointed(fail_after: int | None, every: int = 1) -> Recipe:
+    source = {"type": "contract_memory", "table": "src", "batch_rows": 3}
+    if fail_after is not None:
+        source["fail_after_batches"] = fail_after
+    return recipe(source=source, runtime={"batch_size": 3, "checkpoint_every": every})
+
+
+def test_checkpoints_publish_progress_and_a_rerun_resumes_after_them(backend):
+    MEMORY_TABLES["src"] = customers(list(range(1, 11)))
+    with pytest.raises(DataLoaderError, match="failed on purpose"):
+        run(checkpointed(fail_after=3), backend)
+    assert MEMORY_TABLES["out"].column("id").to_pylist() == list(range(1, 10))
+    assert backend.load("job")["checkpoints"]["rows_done"] == 9
+    events: list[Any] = []
+    result = run(checkpointed(fail_after=None), backend, resume=True, on_event=events.append)
+    assert result.rows_written == 1
+    assert MEMORY_TABLES["out"].column("id").to_pylist() == list(range(1, 11))
+    assert backend.load("job")["checkpoints"] == {}
+    assert any("after its last checkpoint (9 source rows loaded)" in (e.message or "") for e in events)
+
+
+def test_checkpoints_keep_the_cursor_exact_across_a_resume(backend):
+    MEMORY_TABLES["src"] = customers(list(range(1, 11)), [i // 4 for i in range(1, 11)])
+    source = {"type": "contract_memory", "table": "src", "batch_rows": 3, "fail_after_batches": 2, "incremental": {"cursor_column": "updated", "primary_key": ["id"]}}
+    with pytest.raises(DataLoaderError):
+        run(recipe(source=source, runtime={"batch_size": 3, "checkpoint_every": 1}), backend)
+    del source["fail_after_batches"]
+    run(recipe(source=source, runtime={"batch_size": 3, "checkpoint_every": 1}), backend)
+    state = State.from_dict(backend.load("job"))
+    assert state.cursor_value("updated") == 2 and state.boundary_keys("updated") == {"8", "9", "10"}
+    assert sorted(MEMORY_TABLES["out"].column("id").to_pylist()) == list(range(1, 11))
+
+
+def test_checkpoint_every_refuses_overwrite():
+    from dataloader.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="runtime.checkpoint_every: an overwrite publishes all rows at once"):
+        recipe(destination={"type": "contract_memory", "table": "out", "write_mode": "overwrite"}, runtime={"checkpoint_every": 2})

@@ -396,13 +396,17 @@ class _Run:
         the_plan = plan(self.recipe, self.host)
         committed = self._load_state(the_plan.destination)
         self.state_before = committed.to_dict()
-        pending = State() if self.full_refresh else committed.copy()
-        pending.checkpoints = {}
-        self._mark_started(committed)
+        resume_rows = 0 if self.full_refresh else int(committed.checkpoints.get("rows_done") or 0)
+        start = committed.copy()
+        start.checkpoints = {}
+        pending = State() if self.full_refresh else start.copy()
+        self._mark_started(start, resume_rows)
+        self.last_checkpoint: State | None = None
         try:
-            self._move(the_plan, pending)
+            self._move(the_plan, pending, start, resume_rows)
         except BaseException:
-            self._clear_mark(committed)
+            if self.last_checkpoint is None:
+                self._clear_mark(committed)
             raise
 
     # state and recovery -------------------------------------------------------------------
@@ -435,12 +439,15 @@ class _Run:
         if found and found.get("run_id") == interrupted:
             self.emit("warning", f"run {interrupted} committed before it was interrupted; its state is adopted")
             adopted = State.from_dict(found.get("state") or {})
-            adopted.checkpoints = {}
+            adopted.checkpoints = _progress(adopted.checkpoints)
             self._save(adopted)
-            return adopted
-        how = "resuming from" if self.resume else "restarting cleanly from"
-        self.emit("warning", f"run {interrupted} was interrupted before it committed; {how} the last committed state")
-        committed.checkpoints = {}
+            committed = adopted
+        else:
+            committed.checkpoints = _progress(committed.checkpoints)
+            if not committed.checkpoints:
+                self.emit("warning", f"run {interrupted} was interrupted before it committed; restarting cleanly from the last committed state")
+        if committed.checkpoints:
+            self.emit("warning", f"resuming run {interrupted} after its last checkpoint ({committed.checkpoints['rows_done']:,} source rows loaded)")
         return committed
 
     def _save(self, state: State) -> None:
@@ -451,11 +458,21 @@ class _Run:
         except Exception as exc:
             raise StateError(f"could not save the state of '{self.recipe.name}': {exc}") from exc
 
-    def _mark_started(self, committed: State) -> None:
+    def _mark_started(self, committed: State, resume_rows: int = 0) -> None:
         """Save the committed state plus a checkpoint naming this run, before touching anything."""
-        marked = committed.copy()
+        self._save(self._checkpoint_state(committed, resume_rows))
+
+    def _checkpoint_state(self, start: State, rows_done: int) -> State:
+        """The run-start state plus this run's progress: what a crash resumes from.
+
+        Cursors and source marks stay at their run-start values; ``rows_done`` source rows are
+        already in the destination and are skipped (not written) when the run resumes.
+        """
+        marked = start.copy()
         marked.checkpoints = {"run_id": self.run_id, "started_at": self.started_at}
-        self._save(marked)
+        if rows_done:
+            marked.checkpoints["rows_done"] = rows_done
+        return marked
 
     def _clear_mark(self, committed: State) -> None:
         try:
@@ -474,7 +491,7 @@ class _Run:
         )
 
     # moving rows --------------------------------------------------------------------------
-    def _move(self, the_plan: Plan, pending: State) -> None:
+    def _move(self, the_plan: Plan, pending: State, start: State, resume_rows: int) -> None:
         from dataloader.quality import DeadLetters
 
         source, destination = the_plan.source, the_plan.destination
@@ -497,8 +514,19 @@ class _Run:
                 self.total_estimate = _estimate(source, pending)
                 if self.total_estimate is not None:
                     self.emit("run_started")
+                skip = resume_rows
+                every = self.recipe.runtime.checkpoint_every
+                since_checkpoint = 0
                 for batch in self._batches(source, pending):
                     data = batch.to_arrow()
+                    if skip:
+                        # Resuming: these source rows were committed by an earlier checkpoint.
+                        head, data = data.slice(0, skip), data.slice(skip)
+                        skip -= head.num_rows
+                        if tracker is not None:
+                            tracker.observe(tracker.filter(head))
+                        if data.num_rows == 0:
+                            continue
                     if tracker is not None:
                         data = tracker.filter(data)
                         tracker.observe(data)
@@ -513,6 +541,10 @@ class _Run:
                     self.rows_written += batch.row_count
                     self.hook("batch_written", run=RunInfo(self.recipe, self.run_id, self.started_at), batch=batch, rows=batch.row_count)
                     self.emit("progress")
+                    since_checkpoint += 1
+                    if every and since_checkpoint >= every:
+                        self._checkpoint(destination, start)
+                        began, since_checkpoint = False, 0
                 self._check_limits()
                 if not began:
                     _call(destination, "begin", None, mode, pending)
@@ -539,6 +571,17 @@ class _Run:
                 _close(destination)
         finally:
             _close(source)
+
+    def _checkpoint(self, destination: Any, start: State) -> None:
+        """Publish the rows written so far with a state that records how far the source was read."""
+        self._check_limits()
+        checkpoint = self._checkpoint_state(start, self.rows_read)
+        faults.point("before_checkpoint")
+        _call(destination, "commit", checkpoint)
+        faults.point("after_checkpoint")
+        self._save(checkpoint)
+        self.last_checkpoint = checkpoint
+        self.emit("committed", f"checkpoint: {self.rows_read:,} source rows loaded")
 
     def _batches(self, source: Any, pending: State) -> Iterator[Batch]:
         """Batches from the reader thread, re-chunked to ``runtime.batch_size``."""
@@ -596,6 +639,12 @@ class _Run:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _progress(checkpoints: dict[str, Any]) -> dict[str, Any]:
+    """What survives of an interrupted run's checkpoint: how far it got, if it committed any."""
+    rows = int(checkpoints.get("rows_done") or 0)
+    return {"rows_done": rows, "resumed_run_id": checkpoints.get("run_id")} if rows else {}
+
+
 def _call(connector: Any, name: str, *args: Any) -> Any:
     """Call an optional connector member (``begin``, ``commit`` ...) when the connector has it."""
     method = getattr(connector, name, None)

@@ -69,6 +69,13 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
             fields[role] = config
     fields["transform"] = _transform(tree.get("transform"), registry, problems)
     fields["runtime"] = _model(RuntimeConfig, tree.get("runtime"), "runtime", problems)
+    runtime, destination = fields["runtime"], fields.get("destination")
+    if runtime is not None and runtime.checkpoint_every and getattr(destination, "write_mode", None) == "overwrite":
+        problems.add(
+            "runtime.checkpoint_every",
+            "an overwrite publishes all rows at once, so it cannot checkpoint; use write_mode append or merge, "
+            "or remove checkpoint_every",
+        )
     checks = tree.get("quality_checks", [])
     if checks is None:
         checks = []
