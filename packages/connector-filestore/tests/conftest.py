@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dataloader_filestore.plugin
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dataloader.plugins import PluginHost, use_host
 from dataloader.recipe import Recipe
 from dataloader.state import LocalStateBackend
-
-import dataloader_filestore.plugin
 
 REPO = Path(__file__).resolve().parents[3]
 CUSTOMERS_CSV = REPO / "examples" / "data" / "customers.csv"

@@ -18,7 +18,6 @@ import pytest
 from dataloader.testing import ConnectorContractSuite
 
 
-
 class DatasetTarget:
     """A source folder of files and a destination dataset directory, both in one format."""
 

@@ -12,7 +12,6 @@ import zstandard
 from conftest import CUSTOMERS_CSV, dataset_dest, read_dataset
 from dataloader.errors import ConnectorError
 from dataloader.state import State
-
 from dataloader_filestore.config import FilestoreConfig
 from dataloader_filestore.connector import FilestoreConnector
 

@@ -263,14 +263,17 @@ def sftp_dir(sshd: SSHServer) -> str:
 
 # -- a TCP proxy that cuts connections ---------------------------------------------------------
 class CuttingProxy:
-    """Forwards 127.0.0.1:<port> to a target port; cuts the first ``cuts`` connections after
-    ``cut_after`` bytes have gone through in one direction ("down": server to client, "up")."""
+    """Forwards 127.0.0.1:<port> to a target port and cuts connections mid-stream.
 
-    def __init__(self, target_port: int, *, cut_after: int, direction: str = "down", cuts: int = 1) -> None:
+    ``cut_after`` is, per connection in order, how many bytes may pass in ``direction`` ("down":
+    server to client, "up") before the proxy closes both sides (``None``: never); connections
+    past the end of the list are never cut. An int means "cut the first connection only".
+    """
+
+    def __init__(self, target_port: int, *, cut_after, direction: str = "down") -> None:
         self.target_port = target_port
-        self.cut_after = cut_after
+        self.plan = [cut_after] if isinstance(cut_after, int) else list(cut_after)
         self.direction = direction
-        self.cuts_left = cuts
         self.connections = 0
         self.cut_count = 0
         self._lock = threading.Lock()
@@ -287,14 +290,13 @@ class CuttingProxy:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
+                limit = self.plan[self.connections] if self.connections < len(self.plan) else None
                 self.connections += 1
-                cut = self.cuts_left > 0
-                if cut:
-                    self.cuts_left -= 1
-            state = {"bytes": 0}
+            state = {"bytes": 0, "limit": limit}
             pair = (client, upstream)
-            threading.Thread(target=self._pump, args=(upstream, client, pair, cut and self.direction == "down", state), daemon=True).start()
-            threading.Thread(target=self._pump, args=(client, upstream, pair, cut and self.direction == "up", state), daemon=True).start()
+            down, up = self.direction == "down", self.direction == "up"
+            threading.Thread(target=self._pump, args=(upstream, client, pair, down, state), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, pair, up, state), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, pair, counting: bool, state: dict) -> None:
         try:
@@ -302,9 +304,9 @@ class CuttingProxy:
                 data = source.recv(65536)
                 if not data:
                     break
-                if counting:
+                if counting and state["limit"] is not None:
                     state["bytes"] += len(data)
-                    if state["bytes"] > self.cut_after:
+                    if state["bytes"] > state["limit"]:
                         with self._lock:
                             self.cut_count += 1
                         break

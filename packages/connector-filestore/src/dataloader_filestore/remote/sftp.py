@@ -18,6 +18,7 @@ connections, so this module builds the SSH client itself and hands it to a small
 from __future__ import annotations
 
 import base64
+import errno
 import getpass
 import hashlib
 import io
@@ -507,9 +508,10 @@ class _ResumingReader(io.RawIOBase):
 class _RenamingWriter(io.RawIOBase):
     """Writes a hidden temporary file next to ``path`` and renames it into place on a clean close.
 
-    Each block is sent and confirmed (paramiko waits for the server's answer to every write)
-    before the next one, so after a dropped connection the writer knows how many bytes the
-    temporary file holds for sure, re-opens it, cuts it there and re-sends the current block.
+    Data goes out in blocks. Each block is written pipelined through its own handle, which is
+    closed, and then confirmed by the file's size on the server (as paramiko's own ``putfo``
+    confirms uploads). After a dropped connection the writer therefore knows exactly how many
+    bytes the temporary file holds: it re-connects, cuts the file there and re-sends the block.
     Closing after an exception (or ``discard()``) removes the temporary file: nothing changes.
     """
 
@@ -519,17 +521,8 @@ class _RenamingWriter(io.RawIOBase):
         self.temp_path = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
         self._confirmed = 0
         self._pending = bytearray()
-        self._handle = None
         self._finished = False
-        fs.call("create", self.temp_path, lambda: self._open_temp(fresh=True))
-
-    def _open_temp(self, *, fresh: bool) -> None:
-        if fresh:
-            self._handle = self.fs.ftp.open(self.temp_path, "wb")
-        else:
-            self._handle = self.fs.ftp.open(self.temp_path, "r+b")
-            self._handle.truncate(self._confirmed)
-            self._handle.seek(self._confirmed)
+        fs.call("create", self.temp_path, lambda: fs.ftp.open(self.temp_path, "wb").close())
 
     def writable(self) -> bool:
         return True
@@ -549,19 +542,30 @@ class _RenamingWriter(io.RawIOBase):
         if not self._pending:
             return
         block = bytes(self._pending)
+        expected = self._confirmed + len(block)
 
         def send() -> None:
-            if self._handle is None or self._handle.sftp is not self.fs.ftp:
-                self._open_temp(fresh=False)
-            self._handle.write(block)
-            self._handle.flush()
+            handle = self.fs.ftp.open(self.temp_path, "r+b")
+            try:
+                handle.truncate(self._confirmed)  # drops whatever a dropped attempt left behind
+                handle.seek(self._confirmed)
+                handle.set_pipelined(True)
+                handle.write(block)
+            finally:
+                handle.close()
+            stored = self.fs.ftp.stat(self.temp_path).st_size
+            if stored != expected:
+                raise OSError(
+                    errno.EIO,
+                    f"the SFTP server stored {stored} bytes of {self.path} where {expected} were sent (disk full?)",
+                )
 
         self.fs.call("write", self.temp_path, send)
-        self._confirmed += len(block)
+        self._confirmed = expected
         self._pending.clear()
 
     def flush(self) -> None:
-        """Buffered data goes out in blocks; the file becomes visible only on close."""
+        """Data goes out in blocks; the file becomes visible only on close."""
 
     def close(self) -> None:
         if self.closed:
@@ -569,14 +573,6 @@ class _RenamingWriter(io.RawIOBase):
         try:
             if not self._finished:
                 self._send()
-
-                def finish() -> None:
-                    if self._handle is None or self._handle.sftp is not self.fs.ftp:
-                        self._open_temp(fresh=False)
-                    self._handle.close()
-
-                self.fs.call("finish", self.temp_path, finish)
-                self._handle = None
                 self.fs.mv(self.temp_path, self.path)
                 self._finished = True
         except BaseException:
@@ -586,12 +582,7 @@ class _RenamingWriter(io.RawIOBase):
 
     def discard(self) -> None:
         """Throw the write away: the target path is left as it was."""
-        if self._handle is not None:
-            try:
-                self._handle.close()
-            except Exception:
-                pass
-            self._handle = None
+        self._pending.clear()
         try:
             if self.fs._alive():
                 self.fs.ftp.remove(self.temp_path)

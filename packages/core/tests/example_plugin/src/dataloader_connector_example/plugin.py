@@ -32,7 +32,7 @@ class ExampleConnector:
     def write_batch(self, batch, state):
         with Path(self.config.path).open("a", encoding="utf-8") as out:
             for row in batch.to_dict()["rows"]:
-                out.write(json.dumps(dict(zip(batch.columns, row))) + "\n")
+                out.write(json.dumps(dict(zip(batch.columns, row, strict=True))) + "\n")
 
 
 @hookimpl
