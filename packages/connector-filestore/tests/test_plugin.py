@@ -1,0 +1,74 @@
+"""The entry-point module imports cheaply, and registers the connector and four formats."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from dataloader.connector import Capabilities
+
+HEAVY = ("fsspec", "charset_normalizer", "zstandard", "pyarrow.csv", "pyarrow.json", "pyarrow.parquet")
+
+
+def test_importing_the_plugin_loads_no_driver() -> None:
+    code = (
+        "import sys, dataloader_filestore.plugin\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""
+
+
+def test_registers_filestore_and_the_formats(host) -> None:
+    registry = host.registry
+    assert registry.names("format") == ["csv", "json", "jsonl", "parquet"]
+    connector = registry.get("connector", "filestore")
+    assert connector.distribution == "dataloader-connector-filestore"
+    caps = connector.factory.capabilities
+    assert isinstance(caps, Capabilities)
+    assert caps.write_modes == frozenset({"append", "overwrite"})
+    assert caps.incremental_strategies == frozenset({"modified_time"})
+
+
+def test_unknown_format_is_reported_with_the_installed_ones(host) -> None:
+    from dataloader_filestore.config import FilestoreConfig
+
+    with pytest.raises(ValueError, match=r"unknown format 'xlsx'.*installed: csv, json, jsonl, parquet"):
+        FilestoreConfig.model_validate({"type": "filestore", "path": "a.xlsx", "format": "xlsx"})
+
+
+def test_a_third_party_format_is_used_by_name(host, tmp_path) -> None:
+    """A format registered by another plugin reads files like the built-in ones."""
+    import pyarrow as pa
+    from dataloader.hookspecs import hookimpl
+    from dataloader.state import State
+    from dataloader_filestore.config import FilestoreConfig
+    from dataloader_filestore.connector import FilestoreConnector
+
+    class WordsFormat:
+        extensions = (".words",)
+
+        def __init__(self, options) -> None:
+            self.options = options
+
+        def read(self, stream, *, path, batch_size):
+            words = stream.read().decode("utf-8").split()
+            yield pa.record_batch({"word": pa.array(words)})
+
+        def writer(self, stream, schema):  # pragma: no cover - not used here
+            raise NotImplementedError
+
+    class WordsPlugin:
+        @hookimpl
+        def register_formats(self, register):
+            register("words", WordsFormat)
+
+    host.register(WordsPlugin(), name="words", distribution="tests")
+    (tmp_path / "a.words").write_text("hello brave new world", encoding="utf-8")
+    connector = FilestoreConnector(
+        FilestoreConfig.model_validate({"type": "filestore", "path": str(tmp_path), "format": "words"})
+    )
+    connector.open()
+    rows = [r for b in connector.read_batches(State()) for r in b.to_arrow().column("word").to_pylist()]
+    assert rows == ["hello", "brave", "new", "world"]
