@@ -13,11 +13,10 @@ from typing import Any
 
 import psycopg2
 import pytest
-from pgserver import find_server
-
 from dataloader.connector import RunContext
 from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connector import PostgresConnector
+from pgserver import find_server
 
 
 @pytest.fixture(scope="session")

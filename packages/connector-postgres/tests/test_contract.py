@@ -7,7 +7,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-
 from dataloader.batch import Batch
 from dataloader.state import State
 from dataloader.testing import ConnectorContractSuite

@@ -7,7 +7,6 @@ import time
 
 import pyarrow as pa
 import pytest
-
 from dataloader.errors import ConnectorError, TransientConnectorError
 from dataloader.state import State
 

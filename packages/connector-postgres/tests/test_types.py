@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-
 from dataloader.batch import Batch
 from dataloader.errors import ConnectorError
 from dataloader.state import State

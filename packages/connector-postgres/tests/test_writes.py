@@ -7,7 +7,6 @@ from typing import Any
 import psycopg2
 import pyarrow as pa
 import pytest
-
 from dataloader.batch import Batch
 from dataloader.errors import ConnectorError
 from dataloader.state import State
