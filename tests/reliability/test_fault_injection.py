@@ -45,8 +45,9 @@ def write_csv(path: Path) -> None:
 
 
 class Scenario:
-    def __init__(self, name: str, source: str, destination: str, mode: str) -> None:
+    def __init__(self, name: str, source: str, destination: str, mode: str, checkpoint_every: int | None = None) -> None:
         self.name, self.source, self.destination, self.mode = name, source, destination, mode
+        self.checkpoint_every = checkpoint_every
 
     def __repr__(self) -> str:
         return self.name
@@ -59,6 +60,8 @@ SCENARIOS = [
     Scenario("csv-postgres-merge", "csv", "postgres", "merge"),
     Scenario("postgres-postgres-append", "postgres", "postgres", "append"),
     Scenario("postgres-postgres-merge", "postgres", "postgres", "merge"),
+    Scenario("csv-duckdb-append-checkpointed", "csv", "duckdb", "append", checkpoint_every=2),
+    Scenario("csv-postgres-append-checkpointed", "csv", "postgres", "append", checkpoint_every=2),
 ]
 
 
@@ -123,6 +126,8 @@ class Harness:
             "destination": destination,
             "runtime": {"batch_size": BATCH, "retries": {"max_attempts": 1}},
         }
+        if self.s.checkpoint_every:
+            recipe["runtime"]["checkpoint_every"] = self.s.checkpoint_every
         path = work / "recipe.yaml"
         path.write_text(json.dumps(recipe), encoding="utf-8")  # JSON is YAML
         return path
@@ -172,6 +177,8 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(scenario: Scenari
     assert Counter(harness.target_rows(probe)) == expected
     kinds = Counter(line.split()[1] for line in points)
     assert {"batch_read", "batch_written", "before_commit", "after_commit", "state_write"} <= set(kinds)
+    if scenario.checkpoint_every:
+        assert {"before_checkpoint", "after_checkpoint"} <= set(kinds)
 
     rng = random.Random(f"{SEED}-{scenario.name}")
     chosen = sorted(rng.sample(range(1, len(points) + 1), min(POINTS, len(points))))
