@@ -1,8 +1,8 @@
 """One run's write into a DuckDB table: a staging table inside one transaction.
 
 ``begin`` opens the transaction and creates the staging table (in the target's schema, under a
-name unique to the run); ``write`` appends each Arrow batch to it through a registered Arrow view
-(``INSERT ... SELECT``: DuckDB copies the columns, Python never touches a row); ``commit`` shapes
+name unique to the run); ``write`` appends each Arrow batch to it with ``INSERT ... SELECT`` over
+the Arrow buffers (DuckDB copies the columns, Python never touches a row); ``commit`` shapes
 the target (create it, add new columns, widen columns), moves the staged rows in with the write
 mode, records the run's state in ``_dataloader_state``, drops the staging table and commits.
 
@@ -15,7 +15,6 @@ staging table never becomes visible to anyone else.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import uuid
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from dataloader_duckdb.types import is_null_type, reconcile
 #: Order of the staged rows, so that a merge can keep the last row of each key.
 SEQ_COLUMN = "_dataloader_seq"
 STATE_TABLE = TableName("_dataloader_state", "main")
-_view_names = itertools.count()
 
 
 @dataclass
@@ -70,8 +68,7 @@ class StagedLoad:
         suffix = uuid.uuid4().hex[:12]
         self.stage = TableName(f"_dataloader_stage_{suffix}", self.target.schema)
         empty = pa.Table.from_batches([], schema=self._with_seq(schema))
-        with self._view(empty) as view:
-            self.con.execute(f"CREATE TABLE {self.stage.sql} AS SELECT * FROM {view} LIMIT 0")
+        _ArrowRows(self.con, empty).run(f"CREATE TABLE {self.stage.sql} AS SELECT * FROM {{rows}} LIMIT 0")
         self.stage_columns = {c.name.lower(): c for c in self._columns_of(self.stage) if c.name != SEQ_COLUMN}
 
     def _check_merge_keys(self, names: list[str]) -> None:
@@ -97,9 +94,9 @@ class StagedLoad:
         if self.stage is None:
             self._create_stage(data.schema)
             self._check_against_target()
-        with self._view(self._with_seq(data.schema, data)) as view:
-            self._grow_stage(view, data.schema.names)
-            self.con.execute(f"INSERT INTO {self.stage.sql} BY NAME SELECT * FROM {view}")
+        rows = _ArrowRows(self.con, self._with_seq(data.schema, data))
+        self._grow_stage(rows, data.schema.names)
+        rows.run(f"INSERT INTO {self.stage.sql} BY NAME SELECT * FROM {{rows}}")
         self.rows += data.num_rows
 
     def _with_seq(self, schema: pa.Schema, data: pa.RecordBatch | None = None) -> Any:
@@ -112,14 +109,14 @@ class StagedLoad:
         seq = pc.add(pc.cumulative_sum(ones), pa.scalar(self.rows, pa.int64()))
         return data.append_column(SEQ_COLUMN, seq)
 
-    def _grow_stage(self, view: str, names: list[str]) -> None:
+    def _grow_stage(self, rows: _ArrowRows, names: list[str]) -> None:
         """A later batch may bring a column the first did not have, or values where it had only NULLs."""
         nulls = {key for key, column in self.stage_columns.items() if is_null_type(column.type)}
         new = [name for name in names if name != SEQ_COLUMN and name.lower() not in self.stage_columns]
         if not new and not nulls:
             return
         _refuse_duplicate_names(names, self.target)
-        for column in self._columns_of_query(f"SELECT * FROM {view}"):
+        for column in rows.columns():
             key = column.name.lower()
             if column.name == SEQ_COLUMN or is_null_type(column.type):
                 continue
@@ -232,23 +229,27 @@ class StagedLoad:
     def _columns_of_query(self, sql: str) -> list[Column]:
         return [Column(row[0], row[1]) for row in self.con.execute(f"DESCRIBE {sql}").fetchall()]
 
-    def _view(self, data: Any) -> _RegisteredView:
-        return _RegisteredView(self.con, data)
 
+class _ArrowRows:
+    """Runs SQL over an Arrow object, named ``_dataloader_batch`` inside the statement.
 
-class _RegisteredView:
-    """An Arrow object visible to SQL under a unique name for the duration of a ``with`` block."""
+    The rows reach DuckDB through ``from_arrow`` (a relation over the Arrow buffers, no copy through
+    Python). A view made with ``register`` would do the same, but a view is a catalog entry, and
+    inside an open transaction DuckDB keeps every dropped catalog entry (and the batch it points
+    to) until the transaction ends: staging two million rows that way held all of them in memory.
+    """
+
+    alias = "_dataloader_batch"
 
     def __init__(self, con: Any, data: Any) -> None:
-        self.con, self.data = con, data
-        self.name = f"_dataloader_batch_{next(_view_names)}"
+        self.relation = con.from_arrow(data)
 
-    def __enter__(self) -> str:
-        self.con.register(self.name, self.data)
-        return quote_ident(self.name)
+    def columns(self) -> list[Column]:
+        return [Column(name, str(type_)) for name, type_ in zip(self.relation.columns, self.relation.types)]
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.con.unregister(self.name)
+    def run(self, sql: str) -> None:
+        """Execute ``sql``, in which ``{rows}`` stands for the Arrow rows."""
+        self.relation.query(self.alias, sql.format(rows=quote_ident(self.alias)))
 
 
 def _storable(type_name: str) -> str:
