@@ -245,7 +245,7 @@ class _ArrowRows:
         self.relation = con.from_arrow(data)
 
     def columns(self) -> list[Column]:
-        return [Column(name, str(type_)) for name, type_ in zip(self.relation.columns, self.relation.types)]
+        return [Column(name, str(type_)) for name, type_ in zip(self.relation.columns, self.relation.types, strict=True)]
 
     def run(self, sql: str) -> None:
         """Execute ``sql``, in which ``{rows}`` stands for the Arrow rows."""
