@@ -257,8 +257,7 @@ def connect(settings: SFTPSettings):
     except (OSError, EOFError, paramiko.SSHException) as exc:
         client.close()
         raise TransientConnectorError(
-            f"filestore: cannot connect to SFTP server {settings.host}:{settings.port}: "
-            f"{type(exc).__name__}: {exc}",
+            f"filestore: cannot connect to SFTP server {settings.host}:{settings.port}: {type(exc).__name__}: {exc}",
             host=settings.host,
             port=settings.port,
         ) from exc
@@ -313,6 +312,20 @@ class ResilientSFTPFileSystem(SFTPFileSystem):
         transport = self.client.get_transport() if self.client is not None else None
         return bool(transport and transport.is_active())
 
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the session is gone, as opposed to an answer from the server.
+
+        The server's answers arrive as OSError with an errno (no such file, permission denied) or
+        a plain failure; anything at the SSH or socket level means the connection broke. The
+        transport may not have noticed yet, so the exception type counts as much as its state.
+        """
+        if not self._alive():
+            return True
+        channel = getattr(self.ftp, "sock", None)
+        if channel is not None and (channel.closed or channel.eof_received):
+            return True
+        return isinstance(exc, (paramiko.SSHException, EOFError, ConnectionError, TimeoutError))
+
     def close_session(self) -> None:
         self._drop()
 
@@ -347,8 +360,9 @@ class ResilientSFTPFileSystem(SFTPFileSystem):
             try:
                 return func()
             except (OSError, EOFError, paramiko.SSHException) as exc:
-                if self._alive():
+                if not self._lost(exc):
                     raise  # the server answered: a real error (no such file, permission denied ...)
+                self._drop()  # the next attempt starts a new session
                 raise _ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
 
         return self._retrying(f"{what} {path}", once)
