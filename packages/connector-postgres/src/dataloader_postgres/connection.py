@@ -69,7 +69,7 @@ def connect_kwargs(config: PostgresConfig) -> dict[str, Any]:
         value = getattr(config, key)
         if value is not None:
             kwargs[name] = value
-    if config.password is not None:
+    if config.password:  # an empty value (an unset env_var default) means no password
         kwargs["password"] = config.password
     if config.sslmode:
         kwargs["sslmode"] = config.sslmode
