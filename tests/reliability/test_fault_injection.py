@@ -181,7 +181,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(scenario: Scenari
         assert {"before_checkpoint", "after_checkpoint"} <= set(kinds)
 
     rng = random.Random(f"{SEED}-{scenario.name}")
-    chosen = sorted(rng.sample(range(1, len(points) + 1), min(POINTS, len(points))))
+    # The moments that matter most are always among the points; the rest are drawn at random.
+    must = {next(i for i, p in enumerate(points, 1) if p.endswith(kind)) for kind in ("after_commit", "after_checkpoint", "state_write") if any(p.endswith(kind) for p in points)}
+    rest = [i for i in range(1, len(points) + 1) if i not in must]
+    chosen = sorted(must | set(rng.sample(rest, max(0, min(POINTS, len(points)) - len(must)))))
     print(f"{scenario.name}: seed {SEED}, {len(points)} crash points {dict(kinds)}, killing at {chosen}")
     for number, at in enumerate(chosen):
         work = harness.fresh(f"kill-{at}")
