@@ -47,7 +47,7 @@ def test_marks_are_kept_per_file_in_the_state(run, inbox: Path, tmp_path: Path) 
     state = LocalStateBackend(tmp_path / "state").load("t")
     marks = state["watermarks"]["files"]
     assert list(marks) == [str(inbox / "a.csv")]
-    assert marks[str(inbox / "a.csv")] == {"size": len("id\n1\n"), "mtime": 1_700_000_000}
+    assert marks[str(inbox / "a.csv")] == {"size": len("id\n1\n"), "mtime": 1_700_000_000.0, "etag": None}
 
 
 def test_marks_advance_only_when_the_destination_commits(run, inbox: Path, tmp_path: Path) -> None:

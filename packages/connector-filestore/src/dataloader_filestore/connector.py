@@ -55,10 +55,15 @@ class FilestoreConnector(BaseConnector):
         self._writer = None
 
     def _display_prefix(self) -> str:
-        from dataloader_filestore.filesystems import scheme_of
+        """What goes before an fs path in messages and metadata: ``s3://``, ``sftp://user@host:22``."""
+        import dataclasses
 
-        scheme = scheme_of(self.config.path)
-        return f"{scheme}://" if scheme not in (None, "file", "local") else ""
+        from dataloader_filestore.filesystems import is_local
+        from dataloader_filestore.remote import parse_location
+
+        if is_local(self.config):
+            return ""
+        return dataclasses.replace(parse_location(self.config), root="").display()
 
     def _ensure_open(self) -> None:
         if self.fs is None:
@@ -82,6 +87,12 @@ class FilestoreConnector(BaseConnector):
         from dataloader_filestore.source import FileReader
 
         self._ensure_open()
+        from dataloader_filestore.filesystems import is_local
+
+        if not is_local(self.config):
+            from dataloader_filestore.remote import check_remote
+
+            check_remote(self.fs, self.config)
         if self.context.role == "source":
             FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix()).list_files()
             return

@@ -22,18 +22,20 @@ def scheme_of(path: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def is_local(config: Any) -> bool:
+    """Plain paths and ``file://`` URLs, unless ``backend`` forces a remote one."""
+    return getattr(config, "backend", None) in (None, "local") and scheme_of(config.path) in (None, "file", "local")
+
+
 def open_filesystem(config: Any) -> tuple[Any, str]:
     """``(fs, root_path)`` for ``config.path``; ``root_path`` is what to pass to ``fs`` calls."""
-    scheme = scheme_of(config.path)
-    backend = getattr(config, "backend", None)
-    if backend in (None, "local") and scheme in (None, "file", "local"):
+    if is_local(config):
         return _local(config.path)
     try:
         from dataloader_filestore.remote import open_remote
     except ImportError as exc:
         raise ConnectorError(
-            f"no file system for {config.path!r}: remote paths need pip install 'dataloader[s3]' or 'dataloader[sftp]'",
-            path=config.path,
+            "remote paths need the S3/SFTP support: pip install 'dataloader[s3]' or 'dataloader[sftp]'"
         ) from exc
     return open_remote(config)
 

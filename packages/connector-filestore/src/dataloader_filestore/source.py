@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,7 +101,7 @@ class FileReader:
             state.watermarks[WATERMARK_KEY] = marks
         for info in files:
             path = info["name"]
-            mark = file_mark(info)
+            mark = file_mark(self.fs, info)
             if incremental and previous.get(path) == mark:
                 marks[path] = mark
                 continue
@@ -171,16 +170,11 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, *, what: str, reference: s
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def file_mark(info: dict[str, Any]) -> dict[str, Any]:
-    """What identifies one version of a file, in JSON-ready form (local, S3 and SFTP spellings)."""
-    modified = info.get("mtime", info.get("LastModified", info.get("last_modified", info.get("modified"))))
-    if isinstance(modified, dt.datetime):
-        modified = modified.isoformat()
-    mark: dict[str, Any] = {"size": info.get("size"), "mtime": modified}
-    etag = info.get("ETag", info.get("etag"))
-    if etag is not None:
-        mark["etag"] = str(etag).strip('"')
-    return mark
+def file_mark(fs: Any, info: dict[str, Any]) -> dict[str, Any]:
+    """What identifies one version of a file; the remote package knows every backend's spelling."""
+    from dataloader_filestore.remote import file_marker
+
+    return file_marker(fs, info)
 
 
 __all__ = ["FileReader", "conform", "file_mark", "has_magic", "WATERMARK_KEY"]
