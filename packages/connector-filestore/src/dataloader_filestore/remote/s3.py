@@ -19,9 +19,10 @@ from dataloader.errors import ConnectorError
 
 from .location import Location, reveal
 
-#: Multipart part size, and the range fetched per read request. Memory per open file is about
-#: two of these, so 300 MB objects stream with flat memory.
-BLOCK_SIZE = 16 * 2**20
+#: Multipart part size, and the range fetched per read request. Memory per open file is a few of
+#: these (a 300 MiB object written and read back peaks near 160 MiB RSS, imports included). With
+#: S3's limit of 10,000 parts it caps one object at about 80 GiB; datasets split into part files.
+BLOCK_SIZE = 8 * 2**20
 
 
 def build_s3(config: Any, location: Location):
