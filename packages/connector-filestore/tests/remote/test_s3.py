@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import pytest
-
 from dataloader.errors import ConnectorError
 from dataloader_filestore.remote import check_remote, file_marker, open_remote
 
