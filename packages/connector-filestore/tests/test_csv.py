@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 from conftest import CUSTOMERS_CSV, dataset_dest, read_dataset
-from dataloader.errors import ConnectorError
+from dataloader.errors import ConnectorError, DataLoaderError
 from dataloader.state import State
 from dataloader_filestore.config import FilestoreConfig
 from dataloader_filestore.connector import FilestoreConnector
@@ -185,3 +185,23 @@ def test_written_csv_parts_keep_quotes_newlines_and_nulls(run, tmp_path: Path) -
     table, _ = read_all(tmp_path / "out")
     assert table.to_pylist() == original.to_pylist()
     assert read_dataset(tmp_path / "nothing") is None
+
+
+def test_parts_are_written_in_the_configured_encoding_and_delimiter(run, tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    names = ["Müller", "Søren", "García", "Kraków"]
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], "name": names}), source)
+    out = tmp_path / "out"
+    run({"type": "filestore", "path": str(source), "format": "parquet"},
+        dataset_dest(out, "csv", options={"encoding": "latin-1", "delimiter": ";"}))
+    (part,) = out.glob("part-*")
+    raw = part.read_bytes()
+    assert raw.startswith(b'"id";"name"') and "Søren".encode("latin-1") in raw
+    table, _ = read_all(out, options={"encoding": "auto", "delimiter": ";"})
+    assert table.column("name").to_pylist() == names
+
+
+def test_a_character_the_encoding_lacks_is_an_error_naming_it(run, tmp_path: Path) -> None:
+    with pytest.raises(DataLoaderError, match=r"cannot be written in latin-1.*'Đ'.*utf-8"):
+        run({"type": "filestore", "path": str(CUSTOMERS_CSV), "format": "csv"},
+            dataset_dest(tmp_path / "out", "csv", options={"encoding": "latin-1"}))

@@ -134,3 +134,15 @@ def test_empty_source_with_overwrite_empties_the_dataset(run, tmp_path: Path) ->
     run({"type": "filestore", "path": str(empty), "format": "csv"}, dataset_dest(out, write_mode="overwrite"))
     assert manifest(out)["parts"] == []
     assert files(out) == ["_dataloader_manifest.json"]
+
+
+def test_a_dataset_source_knows_its_row_count_from_the_manifest(run, host, tmp_path: Path) -> None:
+    from dataloader.state import State
+    from dataloader_filestore.config import FilestoreConfig
+    from dataloader_filestore.connector import FilestoreConnector
+
+    out = tmp_path / "out"
+    run(SOURCE, dataset_dest(out, max_rows_per_file=64))
+    connector = FilestoreConnector(FilestoreConfig.model_validate(dataset_dest(out)))
+    connector.open()
+    assert connector.estimate_total_records(State()) == 200

@@ -82,6 +82,21 @@ class FilestoreConnector(BaseConnector):
         incremental = self.config.incremental is not None and self.config.incremental.strategy == "modified_time"
         yield from reader.read(state, batch_size=self.context.batch_size, incremental=incremental)
 
+    def estimate_total_records(self, state: State) -> int | None:
+        """Known without reading data only for a dataset directory: its manifest counts the rows."""
+        from dataloader_filestore.manifest import read_manifest
+        from dataloader_filestore.source import has_magic
+
+        if self.config.incremental is not None or self.root is None or has_magic(self.root):
+            return None
+        try:
+            manifest = read_manifest(self.fs, self.root)
+        except ConnectorError:
+            return None
+        if manifest is None or not all(isinstance(p.get("rows"), int) for p in manifest.parts):
+            return None
+        return sum(p["rows"] for p in manifest.parts)
+
     def test_connection(self) -> None:
         """A source's path must match files; a destination's must be a directory or not exist yet."""
         from dataloader_filestore.source import FileReader

@@ -221,7 +221,7 @@ class CsvWriter:
 
         self._stream = stream
         self._encoding = _arrow_encoding(options.encoding if options.encoding != "auto" else "utf-8")
-        sink: IO[bytes] = stream if self._encoding == "utf8" else _Transcoder(stream, self._encoding)
+        sink: IO[bytes] = stream if self._encoding == "utf8" else _Transcoder(stream, self._encoding, options.encoding)
         self._sink = sink
         write_options = pacsv.WriteOptions(include_header=options.header, delimiter=options.delimiter)
         try:
@@ -268,8 +268,9 @@ class _Detachable(io.RawIOBase):
 class _Transcoder(io.RawIOBase):
     """Re-encodes the UTF-8 pyarrow writes into the configured encoding."""
 
-    def __init__(self, raw: IO[bytes], encoding: str) -> None:
+    def __init__(self, raw: IO[bytes], encoding: str, label: str) -> None:
         self._raw = raw
+        self._label = label
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._encoding = encoding
 
@@ -278,7 +279,15 @@ class _Transcoder(io.RawIOBase):
 
     def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
         text = self._decoder.decode(bytes(data))
-        self._raw.write(text.encode(self._encoding))
+        try:
+            encoded = text.encode(self._encoding)
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end]
+            raise ConnectorError(
+                f"the text {bad!r} cannot be written in {self._label}; "
+                "set options.encoding to one that has it, such as utf-8"
+            ) from exc
+        self._raw.write(encoded)
         return len(data)
 
     def flush(self) -> None:
