@@ -202,6 +202,6 @@ def test_parts_are_written_in_the_configured_encoding_and_delimiter(run, tmp_pat
 
 
 def test_a_character_the_encoding_lacks_is_an_error_naming_it(run, tmp_path: Path) -> None:
-    with pytest.raises(DataLoaderError, match=r"cannot be written in latin-1.*'Đ'.*utf-8"):
+    with pytest.raises(DataLoaderError, match=r"'Đ' cannot be written in latin-1.*utf-8"):
         run({"type": "filestore", "path": str(CUSTOMERS_CSV), "format": "csv"},
             dataset_dest(tmp_path / "out", "csv", options={"encoding": "latin-1"}))
