@@ -107,7 +107,7 @@ def test_installed_cli_runs_the_quickstart(user_venv: Path, tmp_path: Path) -> N
     assert ran.returncode == 0, ran.stdout + ran.stderr
     count = subprocess.run(
         [str(user_venv / "bin" / "python"), "-c",
-         "import duckdb; print(duckdb.connect('quickstart.duckdb').sql('select count(*) from main.customers').fetchone()[0])"],
+         "import duckdb; print(duckdb.connect('quickstart.duckdb').execute('select count(*) from main.customers').fetchall()[0][0])"],
         cwd=tmp_path, check=True, capture_output=True, text=True,
     )
     assert int(count.stdout) == 200
