@@ -81,12 +81,17 @@ def _active_copies(pg) -> int:
     with pg.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dataloader' "
-            "AND state = 'active' AND query LIKE 'COPY%%' AND datname = current_database()"
+            "AND backend_type = 'client backend' AND state = 'active' AND query LIKE 'COPY%%' "
+            "AND datname = current_database()"
         )
         return cur.fetchone()[0]
 
 
-def test_partitioned_reads_run_concurrently_on_separate_connections(pg, connector, wide):
+def test_partitioned_reads_run_concurrently_on_separate_connections(pg, connector, wide, monkeypatch):
+    from dataloader_postgres import reader
+
+    # Small parse blocks: the bounded hand-off queue then holds far less than one partition.
+    monkeypatch.setattr(reader, "BLOCK_SIZE", 1 << 16)
     source = connector(table=wide, parallelism=3, batch_size=1000, partition={"column": "id", "partitions": 3})
     batches = source.read_batches(State())
     first = next(batches)

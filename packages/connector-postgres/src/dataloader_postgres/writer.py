@@ -93,6 +93,10 @@ def copy_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
             array = array.cast(pa.string())
         elif pa.types.is_float16(t):
             array = array.cast(pa.float32())
+        elif pa.types.is_timestamp(t) and t.tz:
+            # The same instants without a zone: rendering zones is slow in Arrow's CSV writer, and
+            # the session's TimeZone is UTC, so PostgreSQL reads them back as the same instants.
+            array = array.cast(pa.timestamp(t.unit))
         arrays.append(array)
         fields.append(pa.field(arrow_field.name, array.type))
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
