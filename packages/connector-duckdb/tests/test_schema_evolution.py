@@ -90,15 +90,37 @@ def test_a_column_null_in_the_first_batch_takes_the_type_of_later_values(warehou
     connector.open()
     try:
         first = pa.record_batch({"id": [1], "note": pa.nulls(1)})
-        later = pa.record_batch({"id": [2], "note": ["filled"]})
+        second = pa.record_batch({"id": [2], "note": pa.nulls(1), "extra": pa.nulls(1)})
+        later = pa.record_batch({"id": [3], "note": ["filled"], "extra": [dt.date(2024, 1, 1)]})
         connector.begin(first.schema, "append", _state())
-        for batch in (first, later):
+        for batch in (first, second, later):
             connector.write_batch(_batch(batch), _state())
         connector.commit(_state())
     finally:
         connector.close()
-    assert warehouse.query("SELECT id, note FROM t ORDER BY id") == [(1, None), (2, "filled")]
-    assert warehouse.query("SELECT data_type FROM duckdb_columns() WHERE column_name = 'note'") == [("VARCHAR",)]
+    assert warehouse.query("SELECT id, note, extra FROM t ORDER BY id") == [
+        (1, None, None),
+        (2, None, None),
+        (3, "filled", dt.date(2024, 1, 1)),
+    ]
+    assert warehouse.query("SELECT data_type FROM duckdb_columns() WHERE table_name = 't'") == [
+        ("BIGINT",),
+        ("VARCHAR",),
+        ("DATE",),
+    ]
+
+
+def test_a_column_that_is_null_in_every_row_is_created_as_text(warehouse: Warehouse) -> None:
+    batch = pa.record_batch({"id": [1, 2], "nothing": pa.nulls(2)})
+    connector = warehouse.destination("t")
+    connector.open()
+    try:
+        connector.begin(batch.schema, "append", _state())
+        connector.write_batch(_batch(batch), _state())
+        connector.commit(_state())
+    finally:
+        connector.close()
+    assert warehouse.query("SELECT data_type FROM duckdb_columns() WHERE column_name = 'nothing'") == [("VARCHAR",)]
 
 
 def _state():  # type: ignore[no-untyped-def]

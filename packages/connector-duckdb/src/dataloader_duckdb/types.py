@@ -29,6 +29,8 @@ _INT_DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19, "HUGEIN
 _MAX_DECIMAL_PRECISION = 38
 _DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
 _NULL = '"NULL"'
+#: The type of a column whose values so far were all NULL (Arrow's ``null`` type).
+NULL_TYPE = _NULL
 _ALIASES = {"NULL": _NULL, "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
 
 
@@ -99,4 +101,4 @@ def _decimal(type_name: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-__all__ = ["is_null_type", "normalise", "reconcile"]
+__all__ = ["NULL_TYPE", "is_null_type", "normalise", "reconcile"]

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from dataloader.errors import ConnectorError
 
 from dataloader_duckdb.names import TableName, quote_ident
-from dataloader_duckdb.types import is_null_type, reconcile
+from dataloader_duckdb.types import NULL_TYPE, is_null_type, reconcile
 
 #: Order of the staged rows, so that a merge can keep the last row of each key.
 SEQ_COLUMN = "_dataloader_seq"
@@ -47,7 +47,7 @@ class StagedLoad:
         self.mode = mode
         self.merge_keys = list(merge_keys)
         self.stage: TableName | None = None
-        self.stage_columns: dict[str, Column] = {}  # lower-cased name -> column
+        self.layout: list[Column] = []  # the staging table's columns, in table order
         self.rows = 0
         self.active = False
 
@@ -63,13 +63,15 @@ class StagedLoad:
         _refuse_duplicate_names(schema.names, self.target)
         if self.mode == "merge":
             self._check_merge_keys(schema.names)
-        if self.target.schema is not None:
-            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.target.schema)}")
-        suffix = uuid.uuid4().hex[:12]
-        self.stage = TableName(f"_dataloader_stage_{suffix}", self.target.schema)
+        # A plain name in the connection's default schema: the driver's ``insert_into`` takes a bare
+        # name reliably across versions, and a name unique to the run needs no quoting.
+        self.stage = TableName(f"_dataloader_stage_{uuid.uuid4().hex[:12]}")
         empty = pa.Table.from_batches([], schema=self._with_seq(schema))
         _ArrowRows(self.con, empty).run(f"CREATE TABLE {self.stage.sql} AS SELECT * FROM {{rows}} LIMIT 0")
-        self.stage_columns = {c.name.lower(): c for c in self._columns_of(self.stage) if c.name != SEQ_COLUMN}
+        self.layout = self._columns_of(self.stage)
+        for column, field in zip(self.layout, empty.schema, strict=True):
+            if pa.types.is_null(field.type):
+                column.type = NULL_TYPE  # undecided: DuckDB versions differ in what they made of it
 
     def _check_merge_keys(self, names: list[str]) -> None:
         if not self.merge_keys:
@@ -95,8 +97,8 @@ class StagedLoad:
             self._create_stage(data.schema)
             self._check_against_target()
         rows = _ArrowRows(self.con, self._with_seq(data.schema, data))
-        self._grow_stage(rows, data.schema.names)
-        rows.run(f"INSERT INTO {self.stage.sql} BY NAME SELECT * FROM {{rows}}")
+        self._grow_stage(rows, data.schema)
+        rows.insert_into(self.stage, self.layout)
         self.rows += data.num_rows
 
     def _with_seq(self, schema: pa.Schema, data: pa.RecordBatch | None = None) -> Any:
@@ -109,25 +111,32 @@ class StagedLoad:
         seq = pc.add(pc.cumulative_sum(ones), pa.scalar(self.rows, pa.int64()))
         return data.append_column(SEQ_COLUMN, seq)
 
-    def _grow_stage(self, rows: _ArrowRows, names: list[str]) -> None:
+    @property
+    def stage_columns(self) -> dict[str, Column]:
+        """The staged data columns by lower-cased name (DuckDB names are case-insensitive)."""
+        return {column.name.lower(): column for column in self.layout if column.name != SEQ_COLUMN}
+
+    def _grow_stage(self, rows: _ArrowRows, schema: pa.Schema) -> None:
         """A later batch may bring a column the first did not have, or values where it had only NULLs."""
-        nulls = {key for key, column in self.stage_columns.items() if is_null_type(column.type)}
-        new = [name for name in names if name != SEQ_COLUMN and name.lower() not in self.stage_columns]
-        if not new and not nulls:
+        staged = self.stage_columns
+        undecided = any(is_null_type(c.type) for c in staged.values())
+        if not undecided and all(name.lower() in staged for name in schema.names):
             return
-        _refuse_duplicate_names(names, self.target)
-        for column in rows.columns():
-            key = column.name.lower()
-            if column.name == SEQ_COLUMN or is_null_type(column.type):
+        _refuse_duplicate_names(schema.names, self.target)
+        for column, field in zip(rows.columns(), schema, strict=True):
+            current = staged.get(column.name.lower())
+            only_nulls = pa.types.is_null(field.type)
+            if column.name == SEQ_COLUMN or (current is not None and (only_nulls or not is_null_type(current.type))):
                 continue
-            if key not in self.stage_columns:
-                self.con.execute(f"ALTER TABLE {self.stage.sql} ADD COLUMN {quote_ident(column.name)} {column.type}")
-            elif key in nulls:
-                name = quote_ident(self.stage_columns[key].name)
-                self.con.execute(f"ALTER TABLE {self.stage.sql} ALTER COLUMN {name} SET DATA TYPE {column.type}")
+            if current is None:
+                physical = "VARCHAR" if only_nulls else column.type
+                self.con.execute(f"ALTER TABLE {self.stage.sql} ADD COLUMN {quote_ident(column.name)} {physical}")
+                self.layout.append(Column(column.name, NULL_TYPE if only_nulls else column.type))
             else:
-                continue
-            self.stage_columns[key] = Column(self.stage_columns.get(key, column).name, column.type)
+                self.con.execute(
+                    f"ALTER TABLE {self.stage.sql} ALTER COLUMN {quote_ident(current.name)} SET DATA TYPE {column.type}"
+                )
+                current.type = column.type
 
     # -- commit ---------------------------------------------------------------------------
     def commit(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
@@ -166,6 +175,8 @@ class StagedLoad:
         """Create the target, or add new columns to it and widen columns that need it."""
         existing = self._target_columns()
         if existing is None:
+            if self.target.schema is not None:
+                self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.target.schema)}")
             definition = ", ".join(f"{quote_ident(c.name)} {_storable(c.type)}" for c in columns)
             self.con.execute(f"CREATE TABLE {self.target.sql} ({definition})")
             return
@@ -248,8 +259,21 @@ class _ArrowRows:
         return [Column(name, str(type_)) for name, type_ in zip(self.relation.columns, self.relation.types, strict=True)]
 
     def run(self, sql: str) -> None:
-        """Execute ``sql``, in which ``{rows}`` stands for the Arrow rows."""
+        """Execute ``sql``, in which ``{rows}`` stands for the Arrow rows (for DDL: it holds on to them)."""
         self.relation.query(self.alias, sql.format(rows=quote_ident(self.alias)))
+
+    def insert_into(self, table: TableName, layout: list[Column]) -> None:
+        """Append the rows to ``table`` (a bare name), column by column of ``layout``.
+
+        Columns are matched by name, case-insensitively; one the rows lack is NULL.
+        """
+        present = {name.lower(): name for name in self.relation.columns}
+        select = [
+            quote_ident(present[column.name.lower()]) if column.name.lower() in present
+            else ("NULL" if is_null_type(column.type) else f"CAST(NULL AS {column.type})")
+            for column in layout
+        ]
+        self.relation.project(", ".join(select)).insert_into(table.name)
 
 
 def _storable(type_name: str) -> str:
