@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from pydantic import ValidationError
-
 from dataloader.errors import ConnectorError
 from dataloader.plugins import PluginHost
 from dataloader_postgres.config import PostgresConfig
+from pydantic import ValidationError
 
 
 def test_entry_point_registers_postgres_with_its_capabilities():
