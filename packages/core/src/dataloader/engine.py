@@ -488,6 +488,8 @@ class _Run:
             role=role,
             batch_size=runtime.batch_size,
             parallelism=runtime.parallelism,
+            # With checkpoints a resumed run skips rows by count, so sources must read in a stable order.
+            extras={"ordered": bool(runtime.checkpoint_every)},
         )
 
     # moving rows --------------------------------------------------------------------------
