@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc)
     command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
+    load_before = os.getloadavg()
     admin, server = start_postgres(args)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="dataloader-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -228,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         versions = report.harness_versions(ctx.dataloader_bin)
         versions.update(peers.versions() if set(args.tools) & {"dlt", "sling"} else {})
         facts = report.machine_facts(postgres.server_version(bench), versions)
+        facts["load average (1/5/15 min) at start → end"] = (
+            f"{'/'.join(f'{x:.1f}' for x in load_before)} → {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
         summary = report.summarise(results, args.rows)
         write_outputs(args, summary, facts, command, started)
         failed_ours = any(r["status"] != "ok" for r in summary if r["tool"] in OUR_TOOLS)

@@ -145,27 +145,35 @@ def dlt_jobs(workload: str, ctx: Context) -> list[Job]:
 
 # -- Sling --------------------------------------------------------------------------------
 def sling_jobs(workload: str, ctx: Context) -> list[Job]:
-    label = "sling"
-    base = ctx.work_dir / workload / slug(label)
-    base.mkdir(parents=True, exist_ok=True)
-    env = {"HOME": str(ctx.peers.home), "SLING_HOME_DIR": str(base / "sling-home"), "SLING_DISABLE_TELEMETRY": "true",
-           "BENCH_PG": _pg_for_sling(ctx.pg), "DUCKDB_PATH": str(ctx.peers.duckdb_cli),
-           "BENCH_DUCK": f"duckdb://{base / 'target.duckdb'}"}
-    cmd = [str(ctx.peers.sling), "run", "--mode", "full-refresh"]
-    if workload in ("W1", "W4"):
-        cmd += ["--src-conn", "BENCH_PG", "--src-stream", "bench.events"]
-    else:  # Sling reads an empty CSV field as '' unless told; the file's empty fields are NULLs
-        cmd += ["--src-stream", ctx.csv_path.as_uri(), "--src-options", json.dumps({"empty_as_null": True})]
+    """Sling; on W1 twice: its default single-file Parquet target, and a folder of part files."""
+    variants = [("sling", None)]
     if workload == "W1":
-        target = ParquetTarget(base / "events.parquet")
-        cmd += ["--tgt-object", target.path.as_uri()]
-    elif workload == "W2":
-        target = PostgresTableTarget(ctx.pg, f"w2_{label}")
-        cmd += ["--tgt-conn", "BENCH_PG", "--tgt-object", f"{target.schema}.events"]
-    else:
-        target = DuckDBTarget(base / "target.duckdb", python=str(ctx.peers.python))
-        cmd += ["--tgt-conn", "BENCH_DUCK", "--tgt-object", "main.events"]
-    return [Job(label, cmd, target, env=env, cwd=base)]
+        variants.append(("sling (parquet parts)", {"format": "parquet", "file_max_rows": 500_000}))
+    jobs = []
+    for label, tgt_options in variants:
+        base = ctx.work_dir / workload / slug(label)
+        base.mkdir(parents=True, exist_ok=True)
+        env = {"HOME": str(ctx.peers.home), "SLING_HOME_DIR": str(base / "sling-home"),
+               "SLING_DISABLE_TELEMETRY": "true", "BENCH_PG": _pg_for_sling(ctx.pg),
+               "DUCKDB_PATH": str(ctx.peers.duckdb_cli), "BENCH_DUCK": f"duckdb://{base / 'target.duckdb'}"}
+        cmd = [str(ctx.peers.sling), "run", "--mode", "full-refresh"]
+        if workload in ("W1", "W4"):
+            cmd += ["--src-conn", "BENCH_PG", "--src-stream", "bench.events"]
+        else:  # Sling reads an empty CSV field as '' unless told; the file's empty fields are NULLs
+            cmd += ["--src-stream", ctx.csv_path.as_uri(), "--src-options", json.dumps({"empty_as_null": True})]
+        if workload == "W1":
+            target = ParquetTarget(base / ("events" if tgt_options else "events.parquet"))
+            cmd += ["--tgt-object", target.path.as_uri()]
+            if tgt_options:
+                cmd += ["--tgt-options", json.dumps(tgt_options)]
+        elif workload == "W2":
+            target = PostgresTableTarget(ctx.pg, f"w2_{slug(label)}")
+            cmd += ["--tgt-conn", "BENCH_PG", "--tgt-object", f"{target.schema}.events"]
+        else:
+            target = DuckDBTarget(base / "target.duckdb", python=str(ctx.peers.python))
+            cmd += ["--tgt-conn", "BENCH_DUCK", "--tgt-object", "main.events"]
+        jobs.append(Job(label, cmd, target, env=env, cwd=base))
+    return jobs
 
 
 # -- the native floor ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 workload, spec = sys.argv[1], json.loads(sys.argv[2])
+ROW_GROUP_ROWS = 128 * 1024
 PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", spec.get("pg_conninfo", "")]
 
 
@@ -45,13 +46,21 @@ def finish(psql):
 
 
 if workload == "W1":
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     psql, reader = copy_out_reader()
     out = spec["out_path"]
     with pq.ParquetWriter(out + ".tmp", reader.schema, compression="snappy") as writer:
-        for batch in reader:
-            writer.write_batch(batch, row_group_size=1 << 20)
+        pending, rows = [], 0
+        for batch in reader:  # row groups of ~128k rows rather than one per CSV block
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(pending))
+                pending, rows = [], 0
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending))
     finish(psql)
     os.replace(out + ".tmp", out)
 elif workload == "W2":
