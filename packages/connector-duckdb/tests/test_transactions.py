@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from conftest import Warehouse, people
 from dataloader.batch import Batch
-from dataloader.errors import DataLoaderError
+from dataloader.errors import DataLoaderError, TransientConnectorError
 from dataloader.state import State
 
 
@@ -159,3 +159,34 @@ def test_quoted_identifiers_with_spaces_capitals_and_quotes(warehouse: Warehouse
         ('Say "hi"',),
         ("UPPER.case",),
     ]
+
+
+def test_database_locked_by_another_process_is_a_transient_error(warehouse: Warehouse) -> None:
+    warehouse.seed(people([1]), database=warehouse.target_db)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, warehouse.target_db], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        connector = warehouse.destination("t")
+        with pytest.raises(TransientConnectorError, match="target.duckdb"):
+            connector.open()
+    finally:
+        holder.stdin.close()  # the holder exits when its stdin closes
+        holder.wait()
+        holder.stdout.close()
+
+
+_HOLD_LOCK = "import sys, duckdb; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"
+
+
+def test_columns_differing_only_in_case_are_refused(warehouse: Warehouse) -> None:
+    warehouse.seed(people([1]))
+    connector = warehouse.destination("t")
+    connector.open()
+    try:
+        with pytest.raises(DataLoaderError, match="columns 'Name' and 'name' differ only in case"):
+            connector.begin(pa.schema([("Name", pa.string()), ("name", pa.string())]), "append", State())
+    finally:
+        connector.close()
+    assert tables_in(warehouse) == []

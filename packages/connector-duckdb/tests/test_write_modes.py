@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 from conftest import Warehouse, people
@@ -104,3 +106,22 @@ def _state():  # type: ignore[no-untyped-def]
     from dataloader.state import State
 
     return State()
+
+
+def test_crash_between_commit_and_state_save_loads_nothing_twice(warehouse: Warehouse) -> None:
+    warehouse.seed(pa.table({"id": [1, 2, 3], "version": [1, 1, 1]}))
+    source = {
+        "type": "duckdb",
+        "database": warehouse.source_db,
+        "table": "src",
+        "incremental": {"strategy": "cursor", "cursor_column": "version", "primary_key": ["id"]},
+    }
+    first = warehouse.run({"table": "t"}, source, name="exactly_once")
+    # As if the process died right after DuckDB committed: the local state still shows the run as
+    # started and knows nothing of what it loaded.
+    state_file = warehouse.root / "state" / "exactly_once.json"
+    state_file.write_text(json.dumps({"checkpoints": {"run_id": first.run_id}}))
+    second = warehouse.run({"table": "t"}, source, name="exactly_once")
+    assert second.rows_written == 0
+    assert warehouse.query("SELECT count(*) FROM t") == [(3,)]
+    assert json.loads(state_file.read_text())["cursor_values"] == {"version": 1}
