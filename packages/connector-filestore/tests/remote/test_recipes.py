@@ -79,8 +79,8 @@ def test_every_format_is_written_to_and_read_from_the_remote_store(run, remote, 
     table = read_back(run, {"type": "filestore", "path": url(f"out-{fmt}"), "format": fmt, **keys}, tmp_path, "read")
     assert table.num_rows == original.num_rows
     assert sorted(table.column("id").to_pylist()) == sorted(original.column("id").to_pylist())
-    by_id = dict(zip(table.column("id").to_pylist(), table.column("email").to_pylist()))
-    assert by_id == dict(zip(original.column("id").to_pylist(), original.column("email").to_pylist()))
+    by_id = dict(zip(table.column("id").to_pylist(), table.column("email").to_pylist(), strict=True))
+    assert by_id == dict(zip(original.column("id").to_pylist(), original.column("email").to_pylist(), strict=True))
 
 
 def test_the_same_recipe_with_only_the_path_changed_works_on_local_s3_and_sftp(run, s3, sshd, sftp_dir, tmp_path):
