@@ -62,6 +62,16 @@ def test_abandoned_write_is_not_published_when_collected(s3):
     assert not fs.exists(f"{root}/out.csv")
 
 
+def test_discard_aborts_the_upload_and_closes_the_file(s3):
+    fs, root = connect(s3, "data")
+    handle = fs.open(f"{root}/out.csv", "wb")
+    handle.write(b"x" * (20 * 2**20))
+    handle.discard()
+    handle.close()  # harmless after discard
+    assert handle.closed and not fs.exists(f"{root}/out.csv")
+    assert s3.fs.call_s3("list_multipart_uploads", Bucket=s3.bucket).get("Uploads", []) == []
+
+
 def test_overwrite_keeps_the_old_object_whole_until_the_new_one_completes(s3):
     fs, root = connect(s3, "data")
     s3.fs.pipe(s3.key("data/out.csv"), b"old\n")

@@ -155,6 +155,17 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(sshd, sftp_dir):
     assert os.listdir(root) == ["out.csv"]
 
 
+def test_discard_removes_the_temporary_and_keeps_the_old_file(sshd, sftp_dir):
+    fs, root = connect(sshd, sftp_dir)
+    Path(root, "out.csv").write_bytes(b"old\n")
+    handle = fs.open(f"{root}/out.csv", "wb")
+    handle.write(b"new\n" * 2_000_000)
+    handle.discard()
+    handle.close()  # harmless after discard
+    assert Path(root, "out.csv").read_bytes() == b"old\n"
+    assert os.listdir(root) == ["out.csv"]
+
+
 def test_marker_follows_the_server_mtime_and_size(sshd, sftp_dir):
     fs, root = connect(sshd, sftp_dir)
     path = Path(root, "a.csv")

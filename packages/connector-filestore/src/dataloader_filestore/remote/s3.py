@@ -40,15 +40,16 @@ def build_s3(config: Any, location: Location):
 
         def __exit__(self, exc_type, exc, tb):
             if exc_type is not None and self.writable():
-                self.discard_write()
+                self.discard()
             else:
                 self.close()
 
-        def discard_write(self) -> None:
+        def discard(self) -> None:
+            """Abort the upload: nothing is published, and the file is closed."""
             if self.closed:
                 return
             try:
-                self.discard()
+                super().discard()
             finally:
                 self.closed = True
 
@@ -56,7 +57,7 @@ def build_s3(config: Any, location: Location):
             # Garbage-collected while still open for writing means nobody finished the write.
             if not self.closed and self.mode != "rb":
                 try:
-                    self.discard_write()
+                    self.discard()
                 except Exception:
                     pass
                 return
