@@ -175,3 +175,15 @@ def test_overwrite_with_an_empty_source_empties_the_table(pg, connector, table_n
     destination.begin(None, "overwrite", State())
     destination.commit(State())
     assert _rows(pg, f"SELECT count(*) FROM {table_name}") == [(0,)]
+
+
+def test_a_value_the_target_column_cannot_hold_names_the_column(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint, amount numeric(4, 2))")
+    data = pa.table({"id": pa.array([1], pa.int64()), "amount": pa.array([12345], pa.int64())})
+    destination = connector(role="destination", table=table_name)
+    destination.begin(data.schema, "append", State())
+    with pytest.raises(ConnectorError, match="numeric field overflow.*column amount"):
+        destination.write_batch(Batch.from_arrow(data), State())
+    destination.abort()
+    assert _rows(pg, f"SELECT count(*) FROM {table_name}") == [(0,)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataloader.config import ConfigModel, ConnectorConfig
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 
 class PartitionConfig(ConfigModel):
@@ -44,6 +44,12 @@ class PostgresConfig(ConnectorConfig):
     table: str | None = None
     query: str | None = None
     partition: PartitionConfig | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _query_without_terminator(cls, value: str | None) -> str | None:
+        """The query is wrapped in ``COPY (...)``, where a trailing semicolon is a syntax error."""
+        return value.strip().rstrip(";").rstrip() if value is not None else None
 
     @model_validator(mode="after")
     def _table_or_query(self) -> PostgresConfig:

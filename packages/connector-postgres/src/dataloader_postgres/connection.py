@@ -126,11 +126,14 @@ def _server_message(exc: BaseException) -> str:
     text = primary or str(exc).strip() or type(exc).__name__
     detail = getattr(diag, "message_detail", None) if diag is not None else None
     hint = getattr(diag, "message_hint", None) if diag is not None else None
+    where = getattr(diag, "context", None) if diag is not None else None
     lines = [" ".join(text.split())]
     if detail:
         lines.append(f"detail: {detail}")
     if hint:
         lines.append(f"hint: {hint}")
+    if where and where.startswith("COPY"):  # names the row and column a bad value was in
+        lines.append(f"where: {where.splitlines()[0]}")
     return "; ".join(lines)
 
 

@@ -78,8 +78,12 @@ class PostgresConnector(BaseConnector):
             conn.close()
 
     def estimate_total_records(self, state: State) -> int | None:
-        """The catalog's row estimate for a table (``pg_class.reltuples``); None for a query."""
-        if self.config.query:
+        """The catalog's row estimate for a table (``pg_class.reltuples``).
+
+        None for a query, and for an incremental read past its first run (the table's size says
+        nothing about how many rows are new).
+        """
+        if self.config.query or self._cursor_conditions(state):
             return None
         schema, table = self.config.qualified_table()
         try:
@@ -160,6 +164,7 @@ class PostgresConnector(BaseConnector):
 
     def read_batches(self, state: State) -> Iterator[Batch]:
         try:
+            self.conn.rollback()  # a fresh transaction, also after an earlier read stopped early
             with self.conn.cursor() as cur:
                 columns = self._read_columns(cur)
         except self._psycopg2.Error as exc:
@@ -171,7 +176,6 @@ class PostgresConnector(BaseConnector):
         if partition is not None and self.context.parallelism > 1 and partition.partitions > 1:
             batches = self._read_partitioned(columns, schema, conditions)
         else:
-            self.conn.rollback()
             batches = self._read_range(self.conn, columns, schema, conditions)
         for batch in reader.rechunk(batches, schema, self.context.batch_size):
             yield Batch.from_arrow(batch)
