@@ -357,3 +357,17 @@ def test_third_party_plugin_is_discovered_in_a_fresh_venv(tmp_path):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["n"] for line in lines] == list(range(25))
     assert lines[3] == {"n": 3, "text": "row 3", "origin": "third_party"}
+
+
+def test_render_masks_passwords_inside_urls_and_passphrases():
+    from dataloader.cli import mask_secrets
+
+    masked = mask_secrets(
+        {"source": {"dsn": "postgresql://bob:hunter2@db:5432/x", "path": "s3://bucket/a/*.csv", "private_key_passphrase": "p"}},
+        set(),
+    )
+    assert masked["source"] == {
+        "dsn": "postgresql://bob:********@db:5432/x",
+        "path": "s3://bucket/a/*.csv",
+        "private_key_passphrase": "********",
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -281,7 +282,7 @@ def render(recipe: str, vars: dict[str, str], output_format: str) -> None:
         click.echo(yaml.safe_dump(masked, sort_keys=False, allow_unicode=True).rstrip("\n"))
 
 
-_SECRET_KEY_WORDS = ("password", "passwd", "secret", "token", "credential", "private_key", "api_key", "access_key")
+_SECRET_KEY_WORDS = ("password", "passwd", "passphrase", "secret", "token", "credential", "private_key", "api_key", "access_key")
 
 
 def is_secret_key(key: str) -> bool:
@@ -306,7 +307,13 @@ def mask_secrets(tree: Any, secret_paths: set[str], _path: str = "") -> Any:
             SECRET_MASK if f"{_path}.{i}" in secret_paths else mask_secrets(v, secret_paths, f"{_path}.{i}")
             for i, v in enumerate(tree)
         ]
+    if isinstance(tree, str):
+        # A password inside a URL (a DSN such as postgresql://user:secret@host/db).
+        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{SECRET_MASK}@", tree)
     return tree
+
+
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^/:@\s]*:)[^@\s/]+@")
 
 
 def _is_scalar_value(value: Any) -> bool:
