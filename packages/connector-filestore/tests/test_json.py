@@ -83,3 +83,14 @@ def test_nested_and_temporal_values_are_written_as_json(run, tmp_path: Path) -> 
         {"tags": ["a", "b"], "when": "2024-01-02 03:04:05.000000", "amount": "12.30", "ratio": 2.0},
         {"tags": None, "when": None, "amount": None, "ratio": None},
     ]
+
+
+def test_malformed_json_line_names_file_and_row(host, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    lines = [json.dumps({"id": i, "text": f"row {i}"}) for i in range(1, 30_001)]
+    lines[23_456] = '{"id": 23457, "text": "unterminated}'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConnectorError) as caught:
+        read_all(path, "jsonl")
+    assert f"malformed JSON in {path} at row 23457:" in str(caught.value)
+    assert caught.value.context["row"] == 23457

@@ -14,6 +14,7 @@ columns fall back to ``json.dumps`` per value.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -70,6 +71,8 @@ class JsonFormat(JsonLinesFormat):
 def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOptions) -> Iterator[pa.RecordBatch]:
     import pyarrow.json as pajson
 
+    from dataloader_filestore.formats.csv_format import _Detachable
+
     types = options.arrow_column_types()
     parse = pajson.ParseOptions(
         explicit_schema=pa.schema(list(types.items())) if types else None, newlines_in_values=False
@@ -79,8 +82,9 @@ def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOpti
         sample, stream = peek(stream, 1 << 16)
         if not sample.strip():
             return  # an empty file holds no rows
+        guarded = _Detachable(stream)
         reader = pajson.open_json(
-            stream, read_options=pajson.ReadOptions(use_threads=True, block_size=options.block_size),
+            guarded, read_options=pajson.ReadOptions(use_threads=True, block_size=options.block_size),
             parse_options=parse,
         )
         for batch in reader:
@@ -88,11 +92,42 @@ def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOpti
                 yield batch.slice(offset, batch_size)
             rows_done += batch.num_rows
     except pa.ArrowInvalid as exc:
+        guarded.detach()  # pyarrow's read-ahead threads must not move the stream while we scan it
+        row = _first_bad_line(stream, rows_done)
+        where = f"row {row}" if row is not None else f"row {rows_done + 1} or a later one"
+        detail = re.sub(r"\s*in row \d+\s*$", "", str(exc))  # pyarrow counts within a block
         raise ConnectorError(
-            f"malformed JSON in {path} at row {rows_done + 1} or a later one: {exc}", file=path, row=rows_done + 1
+            f"malformed JSON in {path} at {where}: {detail}", file=path, row=row or rows_done + 1
         ) from exc
     except OSError as exc:
         raise ConnectorError(f"cannot read JSON file {path}: {exc}", file=path) from exc
+
+
+def _first_bad_line(stream: IO[bytes], rows_done: int) -> int | None:
+    """The row number of the first line after ``rows_done`` rows that is not a JSON object.
+
+    Per-line Python, on the error path only; None when the stream cannot be read again.
+    """
+    try:
+        if not stream.seekable():
+            return None
+        stream.seek(0)
+    except (OSError, ValueError):
+        return None
+    row = 0
+    for line in stream:
+        if not line.strip():
+            continue
+        row += 1
+        if row <= rows_done:
+            continue
+        try:
+            if isinstance(json.loads(line), dict):
+                continue
+        except ValueError:
+            pass
+        return row
+    return None
 
 
 def _read_array(stream: IO[bytes], path: str, batch_size: int, options: JsonOptions) -> Iterator[pa.RecordBatch]:
