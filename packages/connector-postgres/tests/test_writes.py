@@ -187,3 +187,9 @@ def test_a_value_the_target_column_cannot_hold_names_the_column(pg, connector, t
         destination.write_batch(Batch.from_arrow(data), State())
     destination.abort()
     assert _rows(pg, f"SELECT count(*) FROM {table_name}") == [(0,)]
+
+
+def test_a_merge_key_missing_from_the_data_is_named(connector, table_name):
+    destination = connector(role="destination", table=table_name, merge_keys=["customer_id"])
+    with pytest.raises(ConnectorError, match="merge key 'customer_id' is not a column"):
+        destination.begin(_people([1], ["a"]).schema, "merge", State())
