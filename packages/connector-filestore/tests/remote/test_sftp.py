@@ -66,6 +66,25 @@ def test_wrong_password_fails_at_once_without_retrying(sshd, sftp_dir, cutting_p
     assert proxy.connections == 1
 
 
+def test_refused_connection_is_retried_then_reported_as_transient(sshd):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    with pytest.raises(TransientConnectorError, match=f"cannot connect to SFTP server 127.0.0.1:{closed_port}"):
+        open_remote({"path": f"sftp://127.0.0.1:{closed_port}/data", **sshd.options(port=None), "retries": 1})
+
+
+def test_fingerprint_must_be_in_sha256_form():
+    from pydantic import ValidationError
+
+    from dataloader_filestore.remote import RemoteOptions
+
+    with pytest.raises(ValidationError, match="SHA256:"):
+        RemoteOptions(host_key_fingerprint="aa:bb:cc")
+
+
 # -- host keys -----------------------------------------------------------------------------------
 def test_unknown_host_key_is_refused_with_how_to_trust_it(sshd, sftp_dir, tmp_path):
     empty = tmp_path / "known_hosts"

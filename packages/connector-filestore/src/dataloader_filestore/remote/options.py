@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
 class RemoteOptions(BaseModel):
@@ -34,3 +34,15 @@ class RemoteOptions(BaseModel):
     host_key_fingerprint: str | None = None  # "SHA256:..." pins the server's key
     # Both: how many times an operation is repeated after a dropped connection (with backoff).
     retries: int = Field(5, ge=0, le=20)
+
+    @field_validator("host_key_fingerprint")
+    @classmethod
+    def _sha256_fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.startswith("SHA256:") or len(value) < 20:
+            raise ValueError(
+                "give the host key fingerprint as `SHA256:...`, as `ssh-keygen -lf <host key>.pub` prints it"
+            )
+        return value
