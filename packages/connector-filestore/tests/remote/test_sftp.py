@@ -77,9 +77,8 @@ def test_refused_connection_is_retried_then_reported_as_transient(sshd):
 
 
 def test_fingerprint_must_be_in_sha256_form():
-    from pydantic import ValidationError
-
     from dataloader_filestore.remote import RemoteOptions
+    from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="SHA256:"):
         RemoteOptions(host_key_fingerprint="aa:bb:cc")
