@@ -23,6 +23,8 @@ class RunRecord:
     ok: bool
     error: str = ""
     warmup: bool = False
+    #: The machine's 1-minute load average when the run started (other work on it skews times).
+    load: float = 0.0
 
 
 @dataclass
