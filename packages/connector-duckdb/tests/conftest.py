@@ -79,12 +79,13 @@ class Warehouse:
         name: str = "load",
         batch_size: int = 2,
         transform: list[dict[str, Any]] | None = None,
+        **runtime: Any,
     ) -> RunResult:
         recipe = {
             "name": name,
             "source": source or {"type": "duckdb", "database": self.source_db, "table": "src"},
             "destination": {"type": "duckdb", "database": self.target_db, **destination},
-            "runtime": {"batch_size": batch_size},
+            "runtime": {"batch_size": batch_size, **runtime},
         }
         if transform:
             recipe["transform"] = {"steps": transform}

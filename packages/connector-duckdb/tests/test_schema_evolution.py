@@ -60,6 +60,26 @@ def test_incompatible_type_change_is_refused_naming_the_column(warehouse: Wareho
     assert warehouse.query("SELECT id, code FROM t") == [(1, "A1")]
 
 
+def test_check_lists_every_column_that_would_be_refused(warehouse: Warehouse) -> None:
+    from dataloader.engine import preflight
+    from dataloader.recipe import Recipe
+
+    warehouse.seed(pa.table({"id": [1], "code": ["A1"], "day": [dt.date(2024, 1, 1)]}))
+    warehouse.run({"table": "t"})
+    warehouse.seed(pa.table({"id": ["one"], "code": [42], "day": [dt.date(2024, 1, 2)]}))
+    recipe = Recipe.from_dict(
+        {
+            "name": "check",
+            "source": {"type": "duckdb", "database": warehouse.source_db, "table": "src"},
+            "destination": {"type": "duckdb", "database": warehouse.target_db, "table": "t"},
+        }
+    )
+    problems = preflight(recipe, warehouse.host)
+    assert len(problems) == 2
+    assert "column 'id' of t is BIGINT but the rows being loaded have VARCHAR" in problems[0]
+    assert "column 'code' of t is VARCHAR but the rows being loaded have BIGINT" in problems[1]
+
+
 def test_wider_integer_widens_the_column(warehouse: Warehouse) -> None:
     warehouse.seed(pa.table({"id": pa.array([1], pa.int32())}))
     warehouse.run({"table": "t"})

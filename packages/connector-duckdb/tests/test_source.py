@@ -87,6 +87,21 @@ def test_query_can_read_files_through_an_in_memory_database(warehouse: Warehouse
     assert warehouse.query("SELECT * FROM t ORDER BY id") == [(1, "Ann"), (2, "Bo")]
 
 
+def test_ordered_reads_sort_by_cursor_then_key(warehouse: Warehouse) -> None:
+    warehouse.seed(pa.table({"id": [3, 1, 2, 4], "day": [2, 2, 1, 1], "name": ["c", "a", "b", "d"]}))
+    keyed = warehouse.source(incremental={"cursor_column": "day", "primary_key": ["id"]})
+    keyed.context.extras["ordered"] = True
+    unkeyed = warehouse.source()
+    unkeyed.context.extras["ordered"] = True
+    for connector, expected in ((keyed, [2, 4, 1, 3]), (unkeyed, [1, 2, 3, 4])):
+        connector.open()
+        try:
+            ids = [i for b in connector.read_batches(State()) for i in b.to_arrow().column("id").to_pylist()]
+        finally:
+            connector.close()
+        assert ids == expected
+
+
 def test_estimate_counts_rows_past_the_cursor(warehouse: Warehouse) -> None:
     warehouse.seed(pa.concat_tables([events([1, 2], day=1), events([3], day=2)]))
     connector = warehouse.source(incremental={"cursor_column": "updated_at"})
@@ -134,7 +149,7 @@ def test_missing_cursor_column_is_named(warehouse: Warehouse) -> None:
     warehouse.seed(people([1]))
     state = State()
     state.set_cursor("changed", 5)
-    with pytest.raises(ConnectorError, match="cursor column 'changed' is not in table src.*columns: id, name"):
+    with pytest.raises(ConnectorError, match="column 'changed' \\(cursor or key\\) is not in table src.*columns: id, name"):
         read_ids(warehouse.source(incremental={"cursor_column": "changed"}), state)
 
 

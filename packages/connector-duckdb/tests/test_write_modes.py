@@ -125,3 +125,13 @@ def test_crash_between_commit_and_state_save_loads_nothing_twice(warehouse: Ware
     assert second.rows_written == 0
     assert warehouse.query("SELECT count(*) FROM t") == [(3,)]
     assert json.loads(state_file.read_text())["cursor_values"] == {"version": 1}
+
+
+def test_checkpointed_run_commits_every_n_batches(warehouse: Warehouse) -> None:
+    warehouse.seed(people(list(range(1, 8))))
+    recipe_destination = {"table": "t", "write_mode": "merge", "merge_keys": ["id"]}
+    source = {"type": "duckdb", "database": warehouse.source_db, "table": "src"}
+    result = warehouse.run(recipe_destination, source, name="checkpointed", checkpoint_every=2)
+    assert result.rows_written == 7
+    assert warehouse.query("SELECT count(*), count(DISTINCT id) FROM t") == [(7, 7)]
+    assert warehouse.query("SELECT run_id FROM _dataloader_state") == [(result.run_id,)]

@@ -10,6 +10,7 @@ error naming the install command, and ``import dataloader_duckdb.plugin`` stays 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,7 +21,7 @@ from dataloader.errors import ConnectorError
 from dataloader_duckdb import driver
 from dataloader_duckdb.config import DuckDBConfig
 from dataloader_duckdb.names import TableName, quote_ident
-from dataloader_duckdb.writer import StagedLoad, read_state
+from dataloader_duckdb.writer import StagedLoad, arrow_columns, read_state, table_columns, type_conflicts
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -117,6 +118,20 @@ class DuckDBConnector(BaseConnector):
             return f"SELECT * FROM ({query}) AS _dataloader_query"
         return f"SELECT * FROM {self.table.sql}"
 
+    def _order_by(self, con: Any) -> str:
+        """``ORDER BY`` when the engine needs a stable order (checkpointed runs skip rows by count).
+
+        Cursor column first, then the primary key, or every column when there is no key.
+        """
+        if not self.context.extras.get("ordered"):
+            return ""
+        incremental = self.config.incremental
+        wanted = [incremental.cursor_column] if incremental is not None and incremental.cursor_column else []
+        key = list(incremental.primary_key or []) if incremental is not None else []
+        names = [row[0] for row in con.execute(f"DESCRIBE {self._relation()}").fetchall()]
+        wanted += key or [name for name in names if name not in wanted]
+        return " ORDER BY " + ", ".join(quote_ident(self._find_column(con, name, names)) for name in wanted)
+
     def _cursor_predicate(self, con: Any, state: State) -> tuple[str, list[Any]]:
         incremental = self.config.incremental
         if incremental is None or incremental.strategy != "cursor" or not incremental.cursor_column:
@@ -127,8 +142,9 @@ class DuckDBConnector(BaseConnector):
         column = self._find_column(con, incremental.cursor_column)
         return f" WHERE {quote_ident(column)} >= ?", [start]
 
-    def _find_column(self, con: Any, wanted: str) -> str:
-        names = [row[0] for row in con.execute(f"DESCRIBE {self._relation()}").fetchall()]
+    def _find_column(self, con: Any, wanted: str, names: list[str] | None = None) -> str:
+        if names is None:
+            names = [row[0] for row in con.execute(f"DESCRIBE {self._relation()}").fetchall()]
         for name in names:
             if name == wanted:
                 return name
@@ -136,7 +152,7 @@ class DuckDBConnector(BaseConnector):
             if name.lower() == wanted.lower():
                 return name
         raise ConnectorError(
-            f"cursor column {wanted!r} is not in {self._describe_source()}; columns: {', '.join(names)}",
+            f"column {wanted!r} (cursor or key) is not in {self._describe_source()}; columns: {', '.join(names)}",
             database=self.database,
             column=wanted,
         )
@@ -149,7 +165,8 @@ class DuckDBConnector(BaseConnector):
             with driver.translating(f"read {self._describe_source()}", database=self.database):
                 _use_utc(con)
                 predicate, params = self._cursor_predicate(con, state)
-                reader = driver.arrow_reader(con, self._relation() + predicate, params, self.context.batch_size)
+                sql = self._relation() + predicate + self._order_by(con)
+                reader = driver.arrow_reader(con, sql, params, self.context.batch_size)
                 for record_batch in reader:
                     if record_batch.num_rows:
                         yield Batch.from_arrow(record_batch)
@@ -169,27 +186,17 @@ class DuckDBConnector(BaseConnector):
         """The Arrow schema of the source's rows, or of the destination table (None before it exists)."""
         with driver.translating(f"read the schema of {self._describe_source()}", database=self.database):
             con = self._connection()
-            if self._is_destination and not self._table_exists(con):
+            if self._is_destination and table_columns(con, self.table) is None:
                 return None
             _use_utc(con)
             return con.sql(self._relation() + " LIMIT 0").to_arrow_table().schema
-
-    def _table_exists(self, con: Any) -> bool:
-        table = self.table
-        schema_filter = "lower(schema_name) = lower(?)" if table.schema else "schema_name = current_schema()"
-        params = [table.name] + ([table.schema] if table.schema else [])
-        sql = (
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            f"AND lower(table_name) = lower(?) AND {schema_filter}"
-        )
-        return bool(con.execute(sql, params).fetchall()[0][0])
 
     def test_connection(self) -> None:
         """A source: the file opens and the table or query binds. A destination: the file opens."""
         if self._is_destination:
             self.table  # noqa: B018 - raises the "needs table" error
             driver.require_parent_dir(self.config.database)
-            if self.config.database != driver.MEMORY and not _exists(self.database):
+            if self.config.database != driver.MEMORY and not os.path.exists(self.database):
                 return  # created on the first run
         else:
             driver.require_existing_file(self.config.database)
@@ -199,6 +206,21 @@ class DuckDBConnector(BaseConnector):
                 con.execute(f"DESCRIBE {self._relation()}").fetchall()
 
     # -- destination ------------------------------------------------------------------------
+    def check_schema(self, schema: pa.Schema) -> list[str]:
+        """Problems loading rows of ``schema`` into the table would hit (``dataloader check``)."""
+        problems = []
+        present = {name.lower() for name in schema.names}
+        if self.config.write_mode == "merge":
+            missing = [key for key in self.config.merge_keys if key.lower() not in present]
+            if missing:
+                problems.append(f"merge key column(s) {', '.join(missing)} are not in the source's columns")
+        with driver.translating(f"check the columns of {self._describe_source()}", table=str(self.table)):
+            con = self._connection()
+            existing = table_columns(con, self.table)
+            if existing is not None:
+                problems += [str(error) for error in type_conflicts(self.table, existing, arrow_columns(con, schema))]
+        return problems
+
     def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
         if mode not in self.capabilities.write_modes:
             raise ConnectorError(
@@ -241,7 +263,7 @@ class DuckDBConnector(BaseConnector):
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
         """The run id and state the last committed run of ``recipe_name`` stored with its rows."""
-        if self.config.database != driver.MEMORY and not _exists(self.database) and self._con is None:
+        if self.config.database != driver.MEMORY and not os.path.exists(self.database) and self._con is None:
             return None
         with driver.translating(f"read the committed state of '{recipe_name}' in {self.database}"):
             if self._con is not None:
@@ -259,12 +281,6 @@ def _use_utc(con: Any) -> None:
         con.execute("SET TimeZone = 'UTC'")
     except Exception:  # DuckDB without its ICU extension has no time zones to set
         pass
-
-
-def _exists(path: str) -> bool:
-    import os
-
-    return os.path.exists(path)
 
 
 __all__ = ["DuckDBConnector"]

@@ -68,10 +68,9 @@ class StagedLoad:
         self.stage = TableName(f"_dataloader_stage_{uuid.uuid4().hex[:12]}")
         empty = pa.Table.from_batches([], schema=self._with_seq(schema))
         _ArrowRows(self.con, empty).run(f"CREATE TABLE {self.stage.sql} AS SELECT * FROM {{rows}} LIMIT 0")
-        self.layout = self._columns_of(self.stage)
-        for column, field in zip(self.layout, empty.schema, strict=True):
-            if pa.types.is_null(field.type):
-                column.type = NULL_TYPE  # undecided: DuckDB versions differ in what they made of it
+        # Arrow ``null`` columns stay undecided: DuckDB versions differ in the type they give them.
+        undecided = {field.name for field in empty.schema if pa.types.is_null(field.type)}
+        self.layout = [Column(c.name, NULL_TYPE) if c.name in undecided else c for c in self._columns_of(self.stage)]
 
     def _check_merge_keys(self, names: list[str]) -> None:
         if not self.merge_keys:
@@ -194,6 +193,9 @@ class StagedLoad:
 
     def _plan_changes(self, existing: dict[str, Column], columns: list[Column]) -> list[tuple[Column, str | None]]:
         """``(column, None)`` to add it, ``(column, type)`` to widen it; refuses incompatible types."""
+        conflicts = type_conflicts(self.target, existing, columns)
+        if conflicts:
+            raise conflicts[0]
         changes: list[tuple[Column, str | None]] = []
         for column in columns:
             current = existing.get(column.name.lower())
@@ -201,16 +203,7 @@ class StagedLoad:
                 changes.append((column, None))
                 continue
             needed = reconcile(current.type, column.type)
-            if needed is None:
-                raise ConnectorError(
-                    f"column {current.name!r} of {self.target} is {current.type} but the rows being loaded "
-                    f"have {column.type}; cast it in the recipe (a 'cast' transform step) or load into a new table",
-                    table=str(self.target),
-                    column=current.name,
-                    existing_type=current.type,
-                    incoming_type=column.type,
-                )
-            if needed != current.type:
+            if needed is not None and needed != current.type:
                 changes.append((Column(current.name, current.type), needed))
         return changes
 
@@ -222,17 +215,7 @@ class StagedLoad:
 
     # -- catalog helpers ------------------------------------------------------------------
     def _target_columns(self) -> dict[str, Column] | None:
-        schema_filter = "lower(schema_name) = lower(?)" if self.target.schema else "schema_name = current_schema()"
-        params = [self.target.name] + ([self.target.schema] if self.target.schema else [])
-        rows = self.con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE database_name = current_database() AND lower(table_name) = lower(?) AND " + schema_filter
-            + " ORDER BY column_index",
-            params,
-        ).fetchall()
-        if not rows:
-            return None
-        return {name.lower(): Column(name, type_name) for name, type_name in rows}
+        return table_columns(self.con, self.target)
 
     def _columns_of(self, table: TableName) -> list[Column]:
         return self._columns_of_query(f"SELECT * FROM {table.sql}")
@@ -274,6 +257,49 @@ class _ArrowRows:
             for column in layout
         ]
         self.relation.project(", ".join(select)).insert_into(table.name)
+
+
+def table_columns(con: Any, table: TableName) -> dict[str, Column] | None:
+    """A table's columns by lower-cased name, or None when there is no such table."""
+    schema_filter = "lower(schema_name) = lower(?)" if table.schema else "schema_name = current_schema()"
+    params = [table.name] + ([table.schema] if table.schema else [])
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        f"WHERE database_name = current_database() AND lower(table_name) = lower(?) AND {schema_filter} "
+        "ORDER BY column_index",
+        params,
+    ).fetchall()
+    if not rows:
+        return None
+    return {name.lower(): Column(name, type_name) for name, type_name in rows}
+
+
+def arrow_columns(con: Any, schema: pa.Schema) -> list[Column]:
+    """DuckDB's types for an Arrow schema (a column of Arrow's ``null`` type is undecided)."""
+    columns = _ArrowRows(con, pa.Table.from_batches([], schema=schema)).columns()
+    for column, field in zip(columns, schema, strict=True):
+        if pa.types.is_null(field.type):
+            column.type = NULL_TYPE
+    return columns
+
+
+def type_conflicts(target: TableName, existing: dict[str, Column], columns: list[Column]) -> list[ConnectorError]:
+    """One error per loaded column whose type the table's column cannot take (see ``types``)."""
+    conflicts = []
+    for column in columns:
+        current = existing.get(column.name.lower())
+        if current is not None and reconcile(current.type, column.type) is None:
+            conflicts.append(
+                ConnectorError(
+                    f"column {current.name!r} of {target} is {current.type} but the rows being loaded have "
+                    f"{column.type}; cast it in the recipe (a 'cast' transform step) or load into a new table",
+                    table=str(target),
+                    column=current.name,
+                    existing_type=current.type,
+                    incoming_type=column.type,
+                )
+            )
+    return conflicts
 
 
 def _storable(type_name: str) -> str:
@@ -330,4 +356,14 @@ def read_state(con: Any, recipe_name: str) -> dict[str, Any] | None:
     return {"run_id": run_id, "state": json.loads(state)}
 
 
-__all__ = ["SEQ_COLUMN", "STATE_TABLE", "StagedLoad", "read_state", "save_state"]
+__all__ = [
+    "SEQ_COLUMN",
+    "STATE_TABLE",
+    "Column",
+    "StagedLoad",
+    "arrow_columns",
+    "read_state",
+    "save_state",
+    "table_columns",
+    "type_conflicts",
+]
