@@ -241,7 +241,10 @@ def stream_copy(
             raise on_error(producer.error) from producer.error
         raise _parse_error(exc, columns, where) from exc
     finally:
-        if producer.is_alive():
+        if not finished and producer.is_alive():
+            # Stopped early: cancel the COPY and break the pipe so the producer cannot block.
+            # (After a normal end the producer is only closing the pipe; a cancel then could
+            # hit the connection's next statement instead.)
             _cancel(conn)
         source.close()
         producer.join()
