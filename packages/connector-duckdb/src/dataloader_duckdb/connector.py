@@ -74,17 +74,18 @@ class DuckDBConnector(BaseConnector):
     def _is_destination(self) -> bool:
         return self.context.role == "destination"
 
-    def _describe_source(self) -> str:
+    def _describe(self) -> str:
+        """What this connector reads or writes, for messages."""
         what = f"table {self.config.table}" if self.config.table else "the source query"
         return f"{what} in DuckDB database {self.database}"
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
-        """Check the database is reachable. A source connects on first use (see :meth:`_connection`)."""
+        """A destination connects now; a source checks its file and connects on first use."""
         if self._is_destination:
             self.table  # noqa: B018 - raises the "needs table" error before anything is touched
             driver.require_parent_dir(self.config.database)
-            self._con = driver.connect(self.config.database, read_only=False)
+            self._connection()
         else:
             driver.require_existing_file(self.config.database)
 
@@ -152,17 +153,17 @@ class DuckDBConnector(BaseConnector):
             if name.lower() == wanted.lower():
                 return name
         raise ConnectorError(
-            f"column {wanted!r} (cursor or key) is not in {self._describe_source()}; columns: {', '.join(names)}",
+            f"column {wanted!r} (cursor or key) is not in {self._describe()}; columns: {', '.join(names)}",
             database=self.database,
             column=wanted,
         )
 
     def read_batches(self, state: State) -> Iterator[Batch]:
-        with driver.translating(f"read {self._describe_source()}", database=self.database):
+        with driver.translating(f"read {self._describe()}", database=self.database):
             # The engine reads in its own thread: give it a connection of its own to the same database.
             con = self._connection().cursor()
         try:
-            with driver.translating(f"read {self._describe_source()}", database=self.database):
+            with driver.translating(f"read {self._describe()}", database=self.database):
                 _use_utc(con)
                 predicate, params = self._cursor_predicate(con, state)
                 sql = self._relation() + predicate + self._order_by(con)
@@ -177,14 +178,14 @@ class DuckDBConnector(BaseConnector):
         """Counts a table's rows (past the cursor); a query is not run twice just for a progress bar."""
         if self.config.query or self._is_destination:
             return None
-        with driver.translating(f"count the rows of {self._describe_source()}", database=self.database):
+        with driver.translating(f"count the rows of {self._describe()}", database=self.database):
             con = self._connection()
             predicate, params = self._cursor_predicate(con, state)
             return int(con.execute(f"SELECT count(*) FROM ({self._relation()}{predicate})", params).fetchall()[0][0])
 
     def get_schema(self) -> pa.Schema | None:
         """The Arrow schema of the source's rows, or of the destination table (None before it exists)."""
-        with driver.translating(f"read the schema of {self._describe_source()}", database=self.database):
+        with driver.translating(f"read the schema of {self._describe()}", database=self.database):
             con = self._connection()
             if self._is_destination and table_columns(con, self.table) is None:
                 return None
@@ -200,7 +201,7 @@ class DuckDBConnector(BaseConnector):
                 return  # created on the first run
         else:
             driver.require_existing_file(self.config.database)
-        with driver.translating(f"open {self._describe_source()}", database=self.database):
+        with driver.translating(f"open {self._describe()}", database=self.database):
             con = self._connection()
             if not self._is_destination:
                 con.execute(f"DESCRIBE {self._relation()}").fetchall()
@@ -214,7 +215,7 @@ class DuckDBConnector(BaseConnector):
             missing = [key for key in self.config.merge_keys if key.lower() not in present]
             if missing:
                 problems.append(f"merge key column(s) {', '.join(missing)} are not in the source's columns")
-        with driver.translating(f"check the columns of {self._describe_source()}", table=str(self.table)):
+        with driver.translating(f"check the columns of {self._describe()}", table=str(self.table)):
             con = self._connection()
             existing = table_columns(con, self.table)
             if existing is not None:
@@ -235,7 +236,7 @@ class DuckDBConnector(BaseConnector):
             )
         load = StagedLoad(self._connection(), self.table, mode, self.config.merge_keys)
         self._load = load
-        with driver.translating(f"start loading {self._describe_source()}", table=str(self.table)):
+        with driver.translating(f"start loading {self._describe()}", table=str(self.table)):
             try:
                 load.begin(schema)
             except BaseException:
@@ -245,20 +246,20 @@ class DuckDBConnector(BaseConnector):
     def write_batch(self, batch: Batch, state: State) -> None:
         if self._load is None:
             raise ConnectorError("write_batch called before begin", table=str(self.table))
-        with driver.translating(f"stage rows for {self._describe_source()}", table=str(self.table)):
+        with driver.translating(f"stage rows for {self._describe()}", table=str(self.table)):
             self._load.write(batch.to_arrow())
 
     def commit(self, state: State) -> None:
         if self._load is None:
             raise ConnectorError("commit called before begin", table=str(self.table))
-        with driver.translating(f"commit the load into {self._describe_source()}", table=str(self.table)):
+        with driver.translating(f"commit the load into {self._describe()}", table=str(self.table)):
             self._load.commit(self.context.recipe_name, self.context.run_id, state.to_dict())
         self._load = None
 
     def abort(self) -> None:
         load, self._load = self._load, None
         if load is not None:
-            with driver.translating(f"roll back the load into {self._describe_source()}", table=str(self.table)):
+            with driver.translating(f"roll back the load into {self._describe()}", table=str(self.table)):
                 load.abort()
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
