@@ -337,3 +337,44 @@ def cutting_proxy(sshd: SSHServer) -> Iterator:
     yield make
     for proxy in made:
         proxy.close()
+
+
+# -- recipes through the engine ----------------------------------------------------------------
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator:
+    """``run(source, destination, name=..., **runtime)`` through the real engine, with only this
+    package registered and one state folder per test."""
+    import dataloader_filestore.plugin
+    from dataloader import run_recipe
+    from dataloader.plugins import PluginHost, use_host
+    from dataloader.recipe import Recipe
+    from dataloader.state import LocalStateBackend
+
+    host = PluginHost(load_entrypoints=False)
+    host.register(dataloader_filestore.plugin, name="filestore", distribution="dataloader-connector-filestore")
+    state = LocalStateBackend(tmp_path / "state")
+
+    def runner(source: dict, destination: dict, name: str = "t", **runtime):
+        data = {"name": name, "source": source, "destination": destination}
+        if runtime:
+            data["runtime"] = runtime
+        return run_recipe(Recipe.from_dict(data), state, history=False)
+
+    with use_host(host):
+        yield runner
+
+
+def read_local_dataset(path: Path):
+    """The rows a manifest-aware reader sees in a local Parquet dataset directory (None if none)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    manifest = path / "_dataloader_manifest.json"
+    if not manifest.exists():
+        return None
+    parts = json.loads(manifest.read_text())["parts"]
+    if not parts:
+        return None
+    return pa.concat_tables([pq.read_table(path / part["name"]) for part in parts])

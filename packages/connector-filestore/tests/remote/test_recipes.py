@@ -15,6 +15,8 @@ import pyarrow.csv as pcsv
 import pytest
 from dataloader.errors import DataLoaderError
 
+from .conftest import read_local_dataset
+
 REPO = Path(__file__).resolve().parents[4]
 CUSTOMERS_CSV = REPO / "examples" / "data" / "customers.csv"
 FORMATS = ["csv", "json", "jsonl", "parquet"]
@@ -60,9 +62,7 @@ def read_back(run, source: dict, tmp_path: Path, name: str) -> pa.Table:
     out = tmp_path / f"readback-{name}"
     shutil.rmtree(out, ignore_errors=True)
     run(source, {"type": "filestore", "path": str(out), "format": "parquet", "write_mode": "overwrite"}, name=name)
-    from conftest import read_dataset
-
-    return read_dataset(out)
+    return read_local_dataset(out)
 
 
 @both
@@ -127,9 +127,7 @@ def test_incremental_modified_time_reads_new_and_rewritten_files_only(run, remot
     put("in/b.csv", b"id,v\n3,C\n", mtime=1_700_000_200)
     assert run(source, dest, name="inc").rows_written == 2
     assert run(source, dest, name="inc").rows_written == 0
-    from conftest import read_dataset
-
-    rows = read_dataset(dest_dir).sort_by("id").to_pylist()
+    rows = read_local_dataset(dest_dir).sort_by("id").to_pylist()
     assert [row for row in rows if row["id"] >= 3] == [{"id": 3, "v": "c"}, {"id": 3, "v": "C"}, {"id": 4, "v": "d"}]
 
 
