@@ -148,9 +148,19 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def translate(exc: BaseException, config: PostgresConfig, doing: str, **facts: Any) -> ConnectorError:
-    """The dataloader error for a psycopg2 exception raised while ``doing`` something."""
+def translate(
+    exc: BaseException, config: PostgresConfig, doing: str, *, conn: Any = None, **facts: Any
+) -> ConnectorError:
+    """The dataloader error for a psycopg2 exception raised while ``doing`` something.
+
+    ``conn``, when given, is the connection the failure happened on: if libpq has marked it
+    closed, the failure was a lost connection whatever the exception says (a COPY cut off
+    mid-stream surfaces as a bare ``DatabaseError``).
+    """
     message = scrub(_server_message(exc), secrets_of(config))
+    lost = conn is not None and bool(getattr(conn, "closed", 0))
+    if lost and "closed" not in message and "terminat" not in message:
+        message = f"the connection to the server was lost ({message})"
     server = describe_server(config)
     code = getattr(exc, "pgcode", None)
     context = {"server": server, "sqlstate": code, **facts}
@@ -160,7 +170,7 @@ def translate(exc: BaseException, config: PostgresConfig, doing: str, **facts: A
         text += "; check `user` and `password` (the password is not shown)"
     elif "could not translate host name" in lowered or "name or service not known" in lowered:
         text += "; check `host`"
-    if is_transient(exc):
+    if lost or is_transient(exc):
         return TransientConnectorError(text, **context)
     return ConnectorError(text, **context)
 

@@ -56,10 +56,10 @@ class PostgresConnector(BaseConnector):
             self.open()
         return self._conn
 
-    def _fail(self, exc: BaseException, doing: str, **facts: Any) -> ConnectorError:
+    def _fail(self, exc: BaseException, doing: str, conn: Any = None) -> ConnectorError:
         if isinstance(exc, DataLoaderError):
             return exc  # type: ignore[return-value]
-        return translate(exc, self.config, doing, **facts)
+        return translate(exc, self.config, doing, conn=conn if conn is not None else self._conn)
 
     def _where(self) -> str:
         return f"postgres ({describe_server(self.config)}) {self.config.describe_target()}"
@@ -202,7 +202,7 @@ class PostgresConnector(BaseConnector):
             select,
             columns,
             schema,
-            on_error=lambda exc: self._fail(exc, f"reading the {self.config.describe_target()}"),
+            on_error=lambda exc: self._fail(exc, f"reading the {self.config.describe_target()}", conn),
             where=self._where(),
         )
 
