@@ -26,7 +26,8 @@ CREATE TABLE {table} (
     t text, vc varchar(20), ch char(4),
     day date, clock time, ts timestamp, tstz timestamptz,
     u uuid, j json, jb jsonb, raw bytea,
-    ints integer[], texts text[], feeling {mood}
+    ints integer[], texts text[], feeling {mood},
+    floats float8[], amounts numeric(6, 2)[], days date[], moods {mood}[]
 );
 """
 
@@ -81,6 +82,10 @@ def test_every_supported_type_reads_into_its_exact_arrow_type(pg, connector, tab
         "ints": pa.list_(pa.int32()),
         "texts": pa.list_(pa.string()),
         "feeling": pa.string(),
+        "floats": pa.list_(pa.float64()),
+        "amounts": pa.list_(pa.decimal128(6, 2)),
+        "days": pa.list_(pa.date32()),
+        "moods": pa.list_(pa.string()),
     }
     assert {f.name: f.type for f in schema} == expected
     assert schema.field("u").metadata == {b"pg_type": b"uuid"}
@@ -104,6 +109,8 @@ def test_values_round_trip_exactly_including_nulls_nan_infinities_and_odd_text(p
             tstz=dt.datetime(2024, 3, 31, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=-7))),
             u=str(some_uuid), j='{"b": 1,  "a": [1, 2]}', jb='{"k": "v"}', raw=b"\x00\x01\xff\\",
             ints=[1, None, -3], texts=["a,b", None, 'quote"d', "", "NULL"], feeling="happy",
+            floats=[float("nan"), float("-inf"), 0.1, None], amounts=[Decimal("1.50"), None],
+            days=[dt.date(2024, 2, 29)], moods="{sad,ok}",
         ),
         dict(
             small=None, i=None, big=None, money_like=None, huge=None, wide=None, loose=None,
@@ -134,6 +141,9 @@ def test_values_round_trip_exactly_including_nulls_nan_infinities_and_odd_text(p
     assert first["raw"] == b"\x00\x01\xff\\"
     assert first["ints"] == [1, None, -3] and first["texts"] == ["a,b", None, 'quote"d', "", "NULL"]
     assert first["feeling"] == "happy"
+    assert math.isnan(first["floats"][0]) and first["floats"][1:] == [-math.inf, 0.1, None]
+    assert first["amounts"] == [Decimal("1.50"), None] and first["days"] == [dt.date(2024, 2, 29)]
+    assert first["moods"] == ["sad", "ok"]
     assert second["r"] == -math.inf and math.isnan(second["d"]) and second["flag"] is False
     assert second["t"] is None and second["vc"] is None and second["raw"] == b"" and second["ints"] == []
     assert all(second[k] is None for k in ("small", "i", "big", "money_like", "huge", "wide", "loose", "tstz", "u"))
@@ -165,12 +175,13 @@ def test_values_round_trip_exactly_including_nulls_nan_infinities_and_odd_text(p
 
 def _comparable(table: pa.Table) -> list[dict]:
     """Rows with NaN replaced by a marker (NaN != NaN) so tables compare by value."""
-    rows = table.to_pylist()
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, float) and math.isnan(value):
-                row[key] = "NaN"
-    return rows
+
+    def marked(value):
+        if isinstance(value, float) and math.isnan(value):
+            return "NaN"
+        return [marked(v) for v in value] if isinstance(value, list) else value
+
+    return [{key: marked(value) for key, value in row.items()} for row in table.to_pylist()]
 
 
 def test_numeric_nan_is_an_error_naming_the_column(pg, connector, table_name):

@@ -97,6 +97,8 @@ def select_list(columns: list[ReadColumn]) -> Any:
             parts.append(sql.SQL("({0} AT TIME ZONE 'UTC') AS {0}").format(ident))
         elif column.kind == "json_list":
             parts.append(sql.SQL("array_to_json({0})::text AS {0}").format(ident))
+        elif column.kind == "json_text_list":
+            parts.append(sql.SQL("array_to_json({0}::text[])::text AS {0}").format(ident))
         else:
             parts.append(ident)
     return sql.SQL(", ").join(parts)
@@ -151,6 +153,8 @@ def _finish(columns: list[ReadColumn], schema: pa.Schema, batch: pa.RecordBatch)
                 array = encoding.bytea_from_hex(array)
             elif column.kind == "json_list":
                 array = encoding.lists_from_json(array, column.arrow_type)
+            elif column.kind == "json_text_list":
+                array = encoding.lists_from_json(array, pa.list_(pa.string())).cast(column.arrow_type)
         except (pa.ArrowException, ValueError) as exc:
             raise ConnectorError(
                 f"column {column.name!r} ({column.pg_type}) holds a value that cannot be read as "

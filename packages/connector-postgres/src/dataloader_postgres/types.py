@@ -45,7 +45,10 @@ _SCALARS: dict[str, pa.DataType] = {
 #: Text-like types whose origin is kept in field metadata so a Postgres destination recreates them.
 _TAGGED = {"uuid", "json", "jsonb"}
 #: Element types an array column may have (arrays travel as JSON text, see ``encoding``).
-_ARRAY_ELEMENTS = {"bool", "int2", "int4", "int8", "float4", "float8", "text", "varchar", "bpchar", "name", "uuid"}
+_ARRAY_ELEMENTS = {"bool", "int2", "int4", "int8", "text", "varchar", "bpchar", "name", "uuid"}
+#: Element types JSON cannot carry exactly (NaN, dates): their arrays travel as JSON arrays of
+#: text and are cast to the element type column-wise.
+_TEXT_ARRAY_ELEMENTS = {"float4", "float8", "numeric", "date", "timestamp"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ class ReadColumn:
     arrow_type: pa.DataType
     wire_type: pa.DataType
     #: ``plain``; ``utc`` (timestamptz read in UTC); ``cast`` (text cast to the final type);
-    #: ``bytea`` (hex text); ``json_list`` (arrays as JSON text).
+    #: ``bytea`` (hex text); ``json_list`` (arrays as JSON text); ``json_text_list`` (arrays as
+    #: JSON arrays of text, cast to the element type).
     kind: str = "plain"
     metadata: dict[bytes, bytes] = field(default_factory=dict)
 
@@ -117,13 +121,7 @@ def read_column(name: str, pg: PgType, typmod: int, catalog: dict[int, PgType]) 
         meta = {PG_TYPE_KEY: b"enum"}
         return ReadColumn(name, display, pa.string(), pa.string(), metadata=meta)
     if pg.category == "A" and pg.elem:
-        element = catalog[pg.elem]
-        while element.typtype == "d":
-            element = catalog[element.base]
-        if element.typtype != "e" and element.name not in _ARRAY_ELEMENTS:
-            raise _unsupported(name, display, f"arrays of {element.display} are not supported")
-        value_type = pa.string() if element.typtype == "e" else _SCALARS[element.name]
-        return ReadColumn(name, display, pa.list_(value_type), pa.string(), kind="json_list")
+        return _array_column(name, display, catalog[pg.elem], typmod, catalog)
     if pg.name == "numeric":
         precision, scale = numeric_typmod(typmod)
         arrow = decimal_type(name, display, precision, scale)
@@ -139,6 +137,22 @@ def read_column(name: str, pg: PgType, typmod: int, catalog: dict[int, PgType]) 
         raise _unsupported(name, display)
     meta = {PG_TYPE_KEY: pg.name.encode()} if pg.name in _TAGGED else {}
     return ReadColumn(name, display, arrow, arrow, metadata=meta)
+
+
+def _array_column(name: str, display: str, element: PgType, typmod: int, catalog: dict[int, PgType]) -> ReadColumn:
+    while element.typtype == "d":
+        element = catalog[element.base]
+    if element.typtype == "e":
+        return ReadColumn(name, display, pa.list_(pa.string()), pa.string(), kind="json_list")
+    if element.name in _ARRAY_ELEMENTS:
+        return ReadColumn(name, display, pa.list_(_SCALARS[element.name]), pa.string(), kind="json_list")
+    if element.name in _TEXT_ARRAY_ELEMENTS:
+        if element.name == "numeric":
+            value_type = decimal_type(name, display, *numeric_typmod(typmod))
+        else:
+            value_type = _SCALARS[element.name]
+        return ReadColumn(name, display, pa.list_(value_type), pa.string(), kind="json_text_list")
+    raise _unsupported(name, display, f"arrays of {element.display} are not supported")
 
 
 # -- writing -------------------------------------------------------------------------------
