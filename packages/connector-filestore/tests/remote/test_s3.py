@@ -193,3 +193,60 @@ def test_300_mb_object_streams_up_and_down_with_flat_memory(s3):
     peak_mib = result["peak_kib"] / 1024
     print(f"peak RSS streaming 300 MiB to and from S3: {peak_mib:.0f} MiB")
     assert peak_mib < 250
+
+
+RECIPE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import dataloader_filestore.plugin
+    from dataloader import run_recipe
+    from dataloader.plugins import PluginHost, use_host
+    from dataloader.recipe import Recipe
+    from dataloader.state import LocalStateBackend
+
+    recipe, state_dir = json.loads(sys.argv[1]), sys.argv[2]
+    host = PluginHost(load_entrypoints=False)
+    host.register(dataloader_filestore.plugin, name="filestore", distribution="dataloader-connector-filestore")
+    with use_host(host):
+        result = run_recipe(Recipe.from_dict(recipe), LocalStateBackend(state_dir), history=False)
+    peak_kib = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+    print(json.dumps({"status": str(result.status), "rows": result.rows_written, "peak_kib": peak_kib}))
+    """
+)
+
+
+def _load_csv_from_s3(s3, tmp_path, name: str, mib: int) -> tuple[int, float]:
+    """Upload a CSV of about ``mib`` MiB, load it S3 -> S3 Parquet in a child process: (rows, peak MiB)."""
+    line = b"%08d,customer name here,some.address@example.com,1234.56,2026-11-25T10:15:00\n"
+    block = b"".join(line % n for n in range(50_000))  # about 4 MiB of rows
+    repeats = (mib * 2**20) // len(block) + 1
+    with s3.fs.open(s3.key(f"{name}/in.csv"), "wb") as handle:
+        handle.write(b"id,name,email,amount,ts\n")
+        for _ in range(repeats):
+            handle.write(block)
+    recipe = {
+        "name": name,
+        "source": {"type": "filestore", "path": s3.url(f"{name}/in.csv"), "format": "csv", **s3.options},
+        "destination": {"type": "filestore", "path": s3.url(f"{name}/out"), "format": "parquet", **s3.options},
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", RECIPE_SCRIPT, json.dumps(recipe), str(tmp_path / name)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["rows"] == repeats * 50_000
+    return result["rows"], result["peak_kib"] / 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc")
+def test_300_mb_csv_on_s3_loads_into_an_s3_parquet_dataset_with_flat_memory(s3, tmp_path):
+    _, small_peak = _load_csv_from_s3(s3, tmp_path, "small", 30)
+    rows, big_peak = _load_csv_from_s3(s3, tmp_path, "big", 300)
+    print(
+        f"peak RSS of a recipe S3 CSV -> S3 Parquet: 30 MiB {small_peak:.0f} MiB, 300 MiB ({rows} rows) {big_peak:.0f} MiB"
+    )
+    # Flat: ten times the data costs no more than a few blocks more memory.
+    assert big_peak < small_peak + 64
