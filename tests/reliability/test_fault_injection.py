@@ -62,6 +62,7 @@ SCENARIOS = [
     Scenario("postgres-postgres-merge", "postgres", "postgres", "merge"),
     Scenario("csv-duckdb-append-checkpointed", "csv", "duckdb", "append", checkpoint_every=2),
     Scenario("csv-postgres-append-checkpointed", "csv", "postgres", "append", checkpoint_every=2),
+    Scenario("postgres-postgres-append-checkpointed", "postgres", "postgres", "append", checkpoint_every=2),
 ]
 
 

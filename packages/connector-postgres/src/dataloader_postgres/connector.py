@@ -149,7 +149,26 @@ class PostgresConnector(BaseConnector):
         statement = sql.SQL("SELECT {} FROM {}").format(select_list, relation)
         if conditions:
             statement += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+        order = self._stable_order() if columns is not None and self.context.extras.get("ordered") else []
+        if order:
+            statement += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(order)
         return statement
+
+    def _stable_order(self) -> list[Any]:
+        """A stable order for runs that checkpoint (a resumed run skips committed rows by count).
+
+        The cursor column and primary key when the recipe names them; for a table without them its
+        physical order (``ctid``), which holds while the table is not rewritten.
+        """
+        from psycopg2 import sql
+
+        incremental = self.config.incremental
+        keys = [incremental.cursor_column] if incremental is not None and incremental.cursor_column else []
+        keys += [k for k in (incremental.primary_key or []) if k not in keys] if incremental is not None else []
+        order = [sql.Identifier(name) for name in keys]
+        if not self.config.query and not (incremental is not None and incremental.primary_key):
+            order.append(sql.SQL("ctid"))
+        return order
 
     def _cursor_conditions(self, state: State) -> list[Any]:
         from psycopg2 import sql
@@ -173,7 +192,8 @@ class PostgresConnector(BaseConnector):
         schema = pa.schema([c.arrow_field() for c in columns])
         conditions = self._cursor_conditions(state)
         partition = self.config.partition
-        if partition is not None and self.context.parallelism > 1 and partition.partitions > 1:
+        parallel = partition is not None and self.context.parallelism > 1 and partition.partitions > 1
+        if parallel and not self.context.extras.get("ordered"):
             batches = self._read_partitioned(columns, schema, conditions)
         else:
             batches = self._read_range(self.conn, columns, schema, conditions)
