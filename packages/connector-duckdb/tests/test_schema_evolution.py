@@ -130,6 +130,21 @@ def test_a_column_null_in_the_first_batch_takes_the_type_of_later_values(warehou
     ]
 
 
+def test_a_column_new_in_a_later_batch_of_a_merge_is_staged(warehouse: Warehouse) -> None:
+    connector = warehouse.destination("t", write_mode="merge", merge_keys=["id"])
+    connector.open()
+    try:
+        first = pa.record_batch({"id": [1, 2], "v": ["a", "b"]})
+        later = pa.record_batch({"id": [2], "v": ["b2"], "extra": [True]})
+        connector.begin(first.schema, "merge", _state())
+        for batch in (first, later):
+            connector.write_batch(_batch(batch), _state())
+        connector.commit(_state())
+    finally:
+        connector.close()
+    assert warehouse.query("SELECT id, v, extra FROM t ORDER BY id") == [(1, "a", None), (2, "b2", True)]
+
+
 def test_a_column_that_is_null_in_every_row_is_created_as_text(warehouse: Warehouse) -> None:
     batch = pa.record_batch({"id": [1, 2], "nothing": pa.nulls(2)})
     connector = warehouse.destination("t")

@@ -135,3 +135,9 @@ def test_checkpointed_run_commits_every_n_batches(warehouse: Warehouse) -> None:
     assert result.rows_written == 7
     assert warehouse.query("SELECT count(*), count(DISTINCT id) FROM t") == [(7, 7)]
     assert warehouse.query("SELECT run_id FROM _dataloader_state") == [(result.run_id,)]
+
+
+def test_destination_folder_must_exist(warehouse: Warehouse) -> None:
+    warehouse.seed(people([1]))
+    with pytest.raises(DataLoaderError, match="the folder .*no_such_dir for DuckDB database .* does not exist"):
+        warehouse.run({"table": "t", "database": str(warehouse.root / "no_such_dir" / "x.duckdb")})

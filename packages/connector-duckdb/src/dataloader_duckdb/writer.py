@@ -1,7 +1,7 @@
 """One run's write into a DuckDB table: a staging table inside one transaction.
 
-``begin`` opens the transaction and creates the staging table (in the target's schema, under a
-name unique to the run); ``write`` appends each Arrow batch to it with ``INSERT ... SELECT`` over
+``begin`` opens the transaction and creates the staging table (in the database's default schema,
+under a name unique to the run); ``write`` appends each Arrow batch to it with ``INSERT ... SELECT`` over
 the Arrow buffers (DuckDB copies the columns, Python never touches a row); ``commit`` shapes
 the target (create it, add new columns, widen columns), moves the staged rows in with the write
 mode, records the run's state in ``_dataloader_state``, drops the staging table and commits.
@@ -96,7 +96,7 @@ class StagedLoad:
             self._create_stage(data.schema)
             self._check_against_target()
         rows = _ArrowRows(self.con, self._with_seq(data.schema, data))
-        self._grow_stage(rows, data.schema)
+        self._grow_stage(rows, data.schema.names)
         rows.insert_into(self.stage, self.layout)
         self.rows += data.num_rows
 
@@ -115,22 +115,22 @@ class StagedLoad:
         """The staged data columns by lower-cased name (DuckDB names are case-insensitive)."""
         return {column.name.lower(): column for column in self.layout if column.name != SEQ_COLUMN}
 
-    def _grow_stage(self, rows: _ArrowRows, schema: pa.Schema) -> None:
+    def _grow_stage(self, rows: _ArrowRows, names: list[str]) -> None:
         """A later batch may bring a column the first did not have, or values where it had only NULLs."""
         staged = self.stage_columns
         undecided = any(is_null_type(c.type) for c in staged.values())
-        if not undecided and all(name.lower() in staged for name in schema.names):
+        if not undecided and all(name.lower() in staged for name in names):
             return
-        _refuse_duplicate_names(schema.names, self.target)
-        for column, field in zip(rows.columns(), schema, strict=True):
+        _refuse_duplicate_names(names, self.target)
+        for column in rows.columns():
             current = staged.get(column.name.lower())
-            only_nulls = pa.types.is_null(field.type)
+            only_nulls = is_null_type(column.type)
             if column.name == SEQ_COLUMN or (current is not None and (only_nulls or not is_null_type(current.type))):
                 continue
             if current is None:
                 physical = "VARCHAR" if only_nulls else column.type
                 self.con.execute(f"ALTER TABLE {self.stage.sql} ADD COLUMN {quote_ident(column.name)} {physical}")
-                self.layout.append(Column(column.name, NULL_TYPE if only_nulls else column.type))
+                self.layout.append(column)
             else:
                 self.con.execute(
                     f"ALTER TABLE {self.stage.sql} ALTER COLUMN {quote_ident(current.name)} SET DATA TYPE {column.type}"
@@ -237,11 +237,16 @@ class _ArrowRows:
 
     alias = "_dataloader_batch"
 
-    def __init__(self, con: Any, data: Any) -> None:
+    def __init__(self, con: Any, data: pa.Table | pa.RecordBatch) -> None:
+        self.schema = data.schema
         self.relation = con.from_arrow(data)
 
     def columns(self) -> list[Column]:
-        return [Column(name, str(type_)) for name, type_ in zip(self.relation.columns, self.relation.types, strict=True)]
+        """DuckDB's types for the rows; a column of Arrow's ``null`` type is undecided (``NULL_TYPE``)."""
+        return [
+            Column(field.name, NULL_TYPE if pa.types.is_null(field.type) else str(type_))
+            for field, type_ in zip(self.schema, self.relation.types, strict=True)
+        ]
 
     def run(self, sql: str) -> None:
         """Execute ``sql``, in which ``{rows}`` stands for the Arrow rows (for DDL: it holds on to them)."""
@@ -278,11 +283,7 @@ def table_columns(con: Any, table: TableName) -> dict[str, Column] | None:
 
 def arrow_columns(con: Any, schema: pa.Schema) -> list[Column]:
     """DuckDB's types for an Arrow schema (a column of Arrow's ``null`` type is undecided)."""
-    columns = _ArrowRows(con, pa.Table.from_batches([], schema=schema)).columns()
-    for column, field in zip(columns, schema, strict=True):
-        if pa.types.is_null(field.type):
-            column.type = NULL_TYPE
-    return columns
+    return _ArrowRows(con, pa.Table.from_batches([], schema=schema)).columns()
 
 
 def type_conflicts(target: TableName, existing: dict[str, Column], columns: list[Column]) -> list[ConnectorError]:
