@@ -145,6 +145,21 @@ def test_a_column_new_in_a_later_batch_of_a_merge_is_staged(warehouse: Warehouse
     assert warehouse.query("SELECT id, v, extra FROM t ORDER BY id") == [(1, "a", None), (2, "b2", True)]
 
 
+def test_an_all_null_column_loads_into_a_typed_column(warehouse: Warehouse) -> None:
+    warehouse.seed(pa.table({"id": [1], "day": [dt.date(2024, 1, 1)]}))
+    warehouse.run({"table": "t"})
+    connector = warehouse.destination("t")
+    connector.open()
+    try:
+        batch = pa.record_batch({"id": [2], "day": pa.nulls(1)})
+        connector.begin(batch.schema, "append", _state())
+        connector.write_batch(_batch(batch), _state())
+        connector.commit(_state())
+    finally:
+        connector.close()
+    assert warehouse.query("SELECT id, day FROM t ORDER BY id") == [(1, dt.date(2024, 1, 1)), (2, None)]
+
+
 def test_a_column_that_is_null_in_every_row_is_created_as_text(warehouse: Warehouse) -> None:
     batch = pa.record_batch({"id": [1, 2], "nothing": pa.nulls(2)})
     connector = warehouse.destination("t")

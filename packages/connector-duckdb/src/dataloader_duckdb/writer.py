@@ -152,8 +152,9 @@ class StagedLoad:
     def _publish(self) -> None:
         columns = list(self.stage_columns.values())
         self._shape_target(columns)
-        names = ", ".join(quote_ident(c.name) for c in columns)
-        into = f"INSERT INTO {self.target.sql} ({names})"
+        into = f"INSERT INTO {self.target.sql} ({', '.join(quote_ident(c.name) for c in columns)})"
+        # An undecided column holds only NULLs, in whatever type the staging table gave it.
+        names = ", ".join("NULL" if is_null_type(c.type) else quote_ident(c.name) for c in columns)
         if self.mode == "overwrite":
             self.con.execute(f"DELETE FROM {self.target.sql}")
         if self.mode != "merge":
