@@ -184,6 +184,23 @@ def test_discard_removes_the_temporary_and_keeps_the_old_file(sshd, sftp_dir):
     assert os.listdir(root) == ["out.csv"]
 
 
+def test_small_reads_seeks_and_lines_return_the_right_bytes(sshd, sftp_dir):
+    payload = b"".join(b"line %07d\n" % n for n in range(400_000))  # about 5 MB, several read-ahead blocks
+    Path(sftp_dir, "lines.txt").write_bytes(payload)
+    fs, root = connect(sshd, sftp_dir)
+    with fs.open(f"{root}/lines.txt", "rb") as handle:
+        pieces = []
+        while piece := handle.read(1000):
+            pieces.append(piece)
+        assert b"".join(pieces) == payload
+        handle.seek(-13, os.SEEK_END)
+        assert handle.read() == payload[-13:]
+        handle.seek(2_500_000)
+        assert handle.readline() == payload[2_500_000 : payload.index(b"\n", 2_500_000) + 1]
+    with fs.open(f"{root}/lines.txt", "rb") as handle:
+        assert sum(1 for _ in handle) == 400_000
+
+
 def test_marker_follows_the_server_mtime_and_size(sshd, sftp_dir):
     fs, root = connect(sshd, sftp_dir)
     path = Path(root, "a.csv")

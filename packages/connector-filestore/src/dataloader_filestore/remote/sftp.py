@@ -463,12 +463,18 @@ class ResilientSFTPFileSystem(SFTPFileSystem):
 
 
 class _ResumingReader(io.RawIOBase):
-    """A remote file read in pipelined blocks; after a dropped connection it re-opens and seeks."""
+    """A remote file read in pipelined blocks; after a dropped connection it re-opens and seeks.
+
+    Small reads are served from one read-ahead block (a request per small read would wait a
+    round trip each); large reads go straight into the caller's buffer.
+    """
 
     def __init__(self, fs: ResilientSFTPFileSystem, path: str) -> None:
         self.fs, self.path = fs, path
         self._pos = 0
         self._handle = None
+        self._block = b""
+        self._block_start = 0
         self._size = fs.call("open", path, self._reopen)
 
     def _reopen(self) -> int:
@@ -489,25 +495,43 @@ class _ResumingReader(io.RawIOBase):
         self._pos = max(0, base + offset)
         return self._pos
 
-    def readinto(self, buffer) -> int:
-        want = min(len(buffer), READ_BLOCK, max(0, self._size - self._pos))
-        if want == 0:
-            return 0
-
+    def _fetch(self, offset: int, length: int) -> bytes:
         def fetch() -> bytes:
             if self._handle is None or self._handle.sftp is not self.fs.ftp:
                 self._reopen()
-            if want <= 32768:
-                self._handle.seek(self._pos)
-                return self._handle.read(want)
-            return b"".join(self._handle.readv([(self._pos, want)]))
+            return b"".join(self._handle.readv([(offset, length)]))
 
         data = self.fs.call("read", self.path, fetch)
-        if not data:
-            raise EOFError(f"{self.path} ended at byte {self._pos} of {self._size}")
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        if len(data) != length:
+            raise OSError(errno.EIO, f"{self.path} ended at byte {offset + len(data)}, expected {offset + length}")
+        return data
+
+    def readinto(self, buffer) -> int:
+        remaining = max(0, self._size - self._pos)
+        want = min(len(buffer), remaining)
+        if want == 0:
+            return 0
+        inside = self._pos - self._block_start
+        if not 0 <= inside < len(self._block):
+            if want >= READ_BLOCK:  # large: no copy through the read-ahead block
+                data = self._fetch(self._pos, min(want, READ_BLOCK))
+                buffer[: len(data)] = data
+                self._pos += len(data)
+                return len(data)
+            self._block = self._fetch(self._pos, min(READ_BLOCK, remaining))
+            self._block_start, inside = self._pos, 0
+        count = min(want, len(self._block) - inside)
+        buffer[:count] = self._block[inside : inside + count]
+        self._pos += count
+        return count
+
+    def readall(self) -> bytes:
+        chunks = []
+        while self._pos < self._size:
+            chunk = bytearray(min(READ_BLOCK, self._size - self._pos))
+            count = self.readinto(chunk)
+            chunks.append(bytes(chunk[:count]))
+        return b"".join(chunks)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -516,6 +540,7 @@ class _ResumingReader(io.RawIOBase):
             except Exception:
                 pass
             self._handle = None
+        self._block = b""
         super().close()
 
 
