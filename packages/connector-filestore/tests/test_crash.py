@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import CUSTOMERS_CSV, dataset_dest, read_dataset
+from filestore_helpers import CUSTOMERS_CSV, dataset_dest, read_dataset
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 

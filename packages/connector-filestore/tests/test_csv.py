@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from conftest import CUSTOMERS_CSV, dataset_dest, read_dataset
 from dataloader.errors import ConnectorError, DataLoaderError
 from dataloader.state import State
+from filestore_helpers import CUSTOMERS_CSV, dataset_dest, read_dataset
+
 from dataloader_filestore.config import FilestoreConfig
 from dataloader_filestore.connector import FilestoreConnector
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import CUSTOMERS_CSV, dataset_dest, read_dataset
 from dataloader.errors import DataLoaderError, RecipeError
 from dataloader.plugins import use_host
 from dataloader.testing import MEMORY_TABLES, plugin_host
+from filestore_helpers import CUSTOMERS_CSV, dataset_dest, read_dataset
 
 SOURCE = {"type": "filestore", "path": str(CUSTOMERS_CSV), "format": "csv"}
 
@@ -55,7 +55,7 @@ def test_parts_roll_over_after_max_rows_per_file(run, tmp_path: Path) -> None:
 def test_failed_run_leaves_dataset_and_directory_as_they_were(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with use_host(plugin_host()):
-        from conftest import Runner
+        from filestore_helpers import Runner
 
         run = Runner(tmp_path)
         run(SOURCE, dataset_dest(out, write_mode="append"))
@@ -138,6 +138,7 @@ def test_empty_source_with_overwrite_empties_the_dataset(run, tmp_path: Path) ->
 
 def test_a_dataset_source_knows_its_row_count_from_the_manifest(run, host, tmp_path: Path) -> None:
     from dataloader.state import State
+
     from dataloader_filestore.config import FilestoreConfig
     from dataloader_filestore.connector import FilestoreConnector
 

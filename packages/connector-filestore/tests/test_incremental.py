@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import dataset_dest, read_dataset
 from dataloader.errors import DataLoaderError, RecipeError
 from dataloader.state import LocalStateBackend
+from filestore_helpers import dataset_dest, read_dataset
 
 
 def write(path: Path, rows: list[int], mtime: int) -> None:

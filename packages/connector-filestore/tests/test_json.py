@@ -8,9 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import dataset_dest
 from dataloader.errors import ConnectorError
 from dataloader.state import State
+from filestore_helpers import dataset_dest
+
 from dataloader_filestore.config import FilestoreConfig
 from dataloader_filestore.connector import FilestoreConnector
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-from conftest import CUSTOMERS_CSV, dataset_dest, duckdb_plugin
 from dataloader.state import State
+from filestore_helpers import CUSTOMERS_CSV, dataset_dest, duckdb_plugin
+
 from dataloader_filestore.config import FilestoreConfig
 from dataloader_filestore.connector import FilestoreConnector
 
