@@ -170,7 +170,8 @@ def _load_private_key(settings: SFTPSettings):
         return _load_inline_key(value, passphrase, settings)
     path = os.path.expanduser(value.strip())
     try:
-        return paramiko.PKey.from_path(path, password=passphrase.encode() if passphrase else None)
+        # positional: paramiko 3.x names the argument `passphrase`, 5.x `password`
+        return paramiko.PKey.from_path(path, passphrase.encode() if passphrase else None)
     except FileNotFoundError as exc:
         raise ConnectorError(f"filestore: private key file {path} does not exist", path=path) from exc
     except (TypeError, ValueError, paramiko.SSHException) as exc:
