@@ -212,9 +212,15 @@ class StagedLoad:
 
     # -- abort ----------------------------------------------------------------------------
     def abort(self) -> None:
-        if self.active:
-            self.active = False
+        if not self.active:
+            return
+        self.active = False
+        try:
             self.con.execute("ROLLBACK")
+        except Exception as exc:
+            # A failed COMMIT has already rolled the transaction back; there is nothing left to undo.
+            if "no transaction" not in str(exc).lower():
+                raise
 
     # -- catalog helpers ------------------------------------------------------------------
     def _target_columns(self) -> dict[str, Column] | None:
