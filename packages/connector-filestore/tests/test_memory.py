@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
+from filestore_helpers import duckdb_plugin
 
 ROWS = 2_000_000
 LIMIT_MIB = 400
@@ -76,3 +77,13 @@ def test_two_million_row_csv_to_parquet_dataset_stays_under_400_mib(big_csv: Pat
     assert report["rows"] == ROWS
     assert report["peak_mib"] < LIMIT_MIB
 
+
+
+def test_two_million_row_csv_to_duckdb_stays_under_400_mib(big_csv: Path, tmp_path: Path) -> None:
+    duckdb_plugin()
+    source = {"type": "filestore", "path": str(big_csv), "format": "csv"}
+    destination = {"type": "duckdb", "database": str(tmp_path / "big.duckdb"), "table": "big"}
+    report = load_in_child(tmp_path, source, destination)
+    print(f"csv -> duckdb: {report}")
+    assert report["rows"] == ROWS
+    assert report["peak_mib"] < LIMIT_MIB
