@@ -7,6 +7,7 @@ name ends in ``.gz`` / ``.zst`` or the format's ``compression`` option says so.
 from __future__ import annotations
 
 import io
+import threading
 from typing import IO
 
 SUFFIXES: dict[str, str] = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
@@ -106,6 +107,31 @@ class PrefixedStream(io.RawIOBase):
         data = self._rest.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+class DetachableReader(io.RawIOBase):
+    """Hands reads to ``raw`` until ``detach``; afterwards readers (pyarrow's threads) see the end."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._lock = threading.Lock()
+        self._detached = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with self._lock:
+            return b"" if self._detached else self._raw.read(size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def detach(self) -> None:  # type: ignore[override]
+        with self._lock:
+            self._detached = True
 
 
 def peek(stream: IO[bytes], size: int) -> tuple[bytes, IO[bytes]]:

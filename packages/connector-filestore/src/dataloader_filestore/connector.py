@@ -17,8 +17,9 @@ from dataloader_filestore.config import FilestoreConfig
 class FilestoreConnector(BaseConnector):
     """Reads files (csv, json, jsonl, parquet or a plugin's format); writes part files plus a manifest.
 
-    ``capabilities`` describe the connector with its richest format, Parquet: every type family
-    round trips. CSV and JSON keep values but not all types (see ``format_capabilities``).
+    ``capabilities`` describe the connector with its richest format, Parquet, with which every
+    type family round trips. CSV and JSON keep values but not every type: their contract tests
+    list the families they cannot give back, each with the reason.
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import codecs
 import io
 import re
-import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -24,7 +23,7 @@ import pyarrow as pa
 from dataloader.errors import ConnectorError
 from pydantic import Field, field_validator
 
-from dataloader_filestore.compression import peek
+from dataloader_filestore.compression import DetachableReader, peek
 from dataloader_filestore.formats.options import ColumnTypesMixin, StreamCompression
 
 SNIFF_BYTES = 64 * 1024
@@ -92,11 +91,11 @@ class CsvFormat:
         encoding, stream = self._encoding(stream, path)
         reader_options, parse_options, convert_options = self._arrow_options(encoding)
         rows_done = 0
+        sample, stream = peek(stream, 1)
+        if not sample:
+            return  # an empty file has no header and no rows
+        guarded = DetachableReader(stream)
         try:
-            sample, stream = peek(stream, 1)
-            if not sample:
-                return  # an empty file has no header and no rows
-            guarded = _Detachable(stream)
             reader = pacsv.open_csv(
                 guarded, read_options=reader_options, parse_options=parse_options, convert_options=convert_options
             )
@@ -115,6 +114,8 @@ class CsvFormat:
             raise ConnectorError(
                 f"cannot read CSV file {path}: {exc}; check the file and options.encoding", file=path
             ) from exc
+        finally:
+            guarded.detach()  # also when the consumer stops early: the caller is about to close the file
 
     def _encoding(self, stream: IO[bytes], path: str) -> tuple[str, IO[bytes]]:
         if self.options.encoding != "auto":
@@ -238,31 +239,6 @@ class CsvWriter:
     def close(self) -> None:
         self._writer.close()
         self._sink.flush()
-
-
-class _Detachable(io.RawIOBase):
-    """Hands reads to ``raw`` until ``detach``; afterwards readers (pyarrow's threads) see the end."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._lock = threading.Lock()
-        self._detached = False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        with self._lock:
-            return b"" if self._detached else self._raw.read(size)
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def detach(self) -> None:  # type: ignore[override]
-        with self._lock:
-            self._detached = True
 
 
 class _Transcoder(io.RawIOBase):

@@ -22,7 +22,7 @@ import pyarrow as pa
 from dataloader.errors import ConnectorError
 from pydantic import Field
 
-from dataloader_filestore.compression import peek
+from dataloader_filestore.compression import DetachableReader, peek
 from dataloader_filestore.formats.options import ColumnTypesMixin, StreamCompression
 
 _READ_CHUNK = 1 << 20
@@ -71,18 +71,16 @@ class JsonFormat(JsonLinesFormat):
 def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOptions) -> Iterator[pa.RecordBatch]:
     import pyarrow.json as pajson
 
-    from dataloader_filestore.formats.csv_format import _Detachable
-
     types = options.arrow_column_types()
     parse = pajson.ParseOptions(
         explicit_schema=pa.schema(list(types.items())) if types else None, newlines_in_values=False
     )
     rows_done = 0
+    sample, stream = peek(stream, 1 << 16)
+    if not sample.strip():
+        return  # an empty file holds no rows
+    guarded = DetachableReader(stream)
     try:
-        sample, stream = peek(stream, 1 << 16)
-        if not sample.strip():
-            return  # an empty file holds no rows
-        guarded = _Detachable(stream)
         reader = pajson.open_json(
             guarded, read_options=pajson.ReadOptions(use_threads=True, block_size=options.block_size),
             parse_options=parse,
@@ -101,6 +99,8 @@ def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOpti
         ) from exc
     except OSError as exc:
         raise ConnectorError(f"cannot read JSON file {path}: {exc}", file=path) from exc
+    finally:
+        guarded.detach()  # also when the consumer stops early: the caller is about to close the file
 
 
 def _first_bad_line(stream: IO[bytes], rows_done: int) -> int | None:
