@@ -1,4 +1,4 @@
-"""Stream compression (gzip, zstd) around file handles, chosen by option or by file name.
+"""Streams around file handles: compression (gzip, zstd), sniffing the first bytes, detaching.
 
 Parquet compresses inside the file and is never wrapped; text formats (CSV, JSON) are, when the
 name ends in ``.gz`` / ``.zst`` or the format's ``compression`` option says so.
