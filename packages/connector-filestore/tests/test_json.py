@@ -37,6 +37,12 @@ def test_json_reads_a_top_level_array_in_batches(host, tmp_path: Path) -> None:
     assert read_all(path, "json", batch_size=2).to_pylist() == ROWS
 
 
+def test_json_array_after_a_byte_order_mark(host, tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf  " + json.dumps(ROWS).encode("utf-8"))
+    assert read_all(path, "json").to_pylist() == ROWS
+
+
 def test_json_also_reads_newline_delimited_objects(host, tmp_path: Path) -> None:
     path = tmp_path / "rows.json"
     path.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")

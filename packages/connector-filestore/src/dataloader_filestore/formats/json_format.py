@@ -62,7 +62,7 @@ class JsonFormat(JsonLinesFormat):
 
     def read(self, stream: IO[bytes], *, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
         sample, stream = peek(stream, 4096)
-        if sample.lstrip()[:1] == b"[":
+        if sample.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"[":  # after a UTF-8 byte order mark, if any
             yield from _read_array(stream, path, batch_size, self.options)
         else:
             yield from _read_lines(stream, path, batch_size, self.options)
