@@ -138,7 +138,6 @@ def test_empty_source_with_overwrite_empties_the_dataset(run, tmp_path: Path) ->
 
 def test_a_dataset_source_knows_its_row_count_from_the_manifest(run, host, tmp_path: Path) -> None:
     from dataloader.state import State
-
     from dataloader_filestore.config import FilestoreConfig
     from dataloader_filestore.connector import FilestoreConnector
 
@@ -147,3 +146,27 @@ def test_a_dataset_source_knows_its_row_count_from_the_manifest(run, host, tmp_p
     connector = FilestoreConnector(FilestoreConfig.model_validate(dataset_dest(out)))
     connector.open()
     assert connector.estimate_total_records(State()) == 200
+
+
+def test_a_run_that_would_overwrite_a_concurrent_commit_publishes_nothing(run, host, tmp_path: Path) -> None:
+    from dataloader.batch import Batch
+    from dataloader.connector import RunContext
+    from dataloader.errors import ConnectorError
+    from dataloader.state import State
+    from dataloader_filestore.config import FilestoreConfig
+    from dataloader_filestore.connector import FilestoreConnector
+
+    out = tmp_path / "out"
+    run(SOURCE, dataset_dest(out))
+    slow = FilestoreConnector(FilestoreConfig.model_validate(dataset_dest(out)))
+    slow.context = RunContext(recipe_name="slow", run_id="slow-run", role="destination")
+    slow.open()
+    batch = Batch.from_arrow(pa.table({"id": [1, 2]}))
+    slow.begin(batch.schema, "append", State())
+    slow.write_batch(batch, State())
+    fast = run(SOURCE, dataset_dest(out))  # commits while the slow run is still writing
+    with pytest.raises(ConnectorError, match="another run committed"):
+        slow.commit(State())
+    slow.abort()
+    assert [p["name"].split("-00000")[0] for p in manifest(out)["parts"]][-1] == f"part-{fast.run_id}"
+    assert not list(out.glob("*slow-run*"))

@@ -150,6 +150,7 @@ class DatasetWriter:
 
     def commit(self, state: State) -> None:
         self._finish_current()
+        self._check_unchanged()
         try:
             for part in self.parts:
                 self.fs.mv(self.path(part.temp), self.path(part.final))
@@ -159,6 +160,17 @@ class DatasetWriter:
             raise ConnectorError(f"cannot commit the dataset {self.display}: {exc}", path=self.display) from exc
         self.published = True
         self._clean_up(manifest)
+
+    def _check_unchanged(self) -> None:
+        """Refuse to publish over a manifest another run committed since ``begin`` (its parts would be lost)."""
+        current = read_manifest(self.fs, self.root)
+        seen = self.previous.updated_at if self.previous is not None else None
+        if (current.updated_at if current is not None else None) != seen:
+            raise ConnectorError(
+                f"another run committed to {self.display} while this one was writing; nothing was published. "
+                "Run loads into one dataset one at a time, then run this one again",
+                path=self.display,
+            )
 
     def _next_manifest(self, state: State) -> Manifest:
         now = dt.datetime.now(dt.timezone.utc).isoformat()
