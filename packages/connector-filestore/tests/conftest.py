@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import dataloader_filestore.plugin
 import pytest
 from dataloader.plugins import PluginHost, use_host
 from filestore_helpers import Runner
-
-import dataloader_filestore.plugin
 
 
 @pytest.fixture(autouse=True)

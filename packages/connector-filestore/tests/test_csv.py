@@ -11,10 +11,9 @@ import pytest
 import zstandard
 from dataloader.errors import ConnectorError, DataLoaderError
 from dataloader.state import State
-from filestore_helpers import CUSTOMERS_CSV, dataset_dest, read_dataset
-
 from dataloader_filestore.config import FilestoreConfig
 from dataloader_filestore.connector import FilestoreConnector
+from filestore_helpers import CUSTOMERS_CSV, dataset_dest, read_dataset
 
 
 def read_all(path: str | Path, **section) -> tuple[pa.Table, list[dict]]:

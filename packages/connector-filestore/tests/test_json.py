@@ -10,10 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from dataloader.errors import ConnectorError
 from dataloader.state import State
-from filestore_helpers import dataset_dest
-
 from dataloader_filestore.config import FilestoreConfig
 from dataloader_filestore.connector import FilestoreConnector
+from filestore_helpers import dataset_dest
 
 ROWS = [
     {"id": 1, "text": 'quote " backslash \\ newline \n tab \t bell \x07', "score": 1.5, "ok": True},

@@ -43,7 +43,6 @@ def test_a_third_party_format_is_used_by_name(host, tmp_path) -> None:
     import pyarrow as pa
     from dataloader.hookspecs import hookimpl
     from dataloader.state import State
-
     from dataloader_filestore.config import FilestoreConfig
     from dataloader_filestore.connector import FilestoreConnector
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pyarrow as pa
 from dataloader.state import State
-from filestore_helpers import CUSTOMERS_CSV, dataset_dest, duckdb_plugin
-
 from dataloader_filestore.config import FilestoreConfig
 from dataloader_filestore.connector import FilestoreConnector
+from filestore_helpers import CUSTOMERS_CSV, dataset_dest, duckdb_plugin
 
 
 def read_all(path: Path, fmt: str) -> pa.Table:
