@@ -205,3 +205,19 @@ def test_a_character_the_encoding_lacks_is_an_error_naming_it(run, tmp_path: Pat
     with pytest.raises(DataLoaderError, match=r"'Đ' cannot be written in latin-1.*utf-8"):
         run({"type": "filestore", "path": str(CUSTOMERS_CSV), "format": "csv"},
             dataset_dest(tmp_path / "out", "csv", options={"encoding": "latin-1"}))
+
+
+def test_a_row_longer_than_a_block_is_read_with_bigger_blocks(host, tmp_path) -> None:
+    wide = "y" * 300_000
+    path = tmp_path / "wide.csv"
+    path.write_text(f"id,text\n1,a\n2,{wide}\n3,c\n", encoding="utf-8")
+    table, _ = read_all(path, options={"block_size": 4096})
+    assert table.column("id").to_pylist() == [1, 2, 3]
+    assert [len(t) for t in table.column("text").to_pylist()] == [1, len(wide), 1]
+
+
+def test_invalid_utf8_names_the_file_row_and_column(host, tmp_path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"id,name\n1,ok\n2,caf\xe9\n")
+    with pytest.raises(ConnectorError, match=r"invalid UTF-8 text in .*latin.csv, row 2, column 'name'.*options.encoding"):
+        read_all(path, options={"encoding": "utf-8"})

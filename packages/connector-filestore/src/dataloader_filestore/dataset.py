@@ -47,9 +47,15 @@ class _Part:
         self.raw.close()
 
     def discard(self) -> None:
+        # Remote write handles (S3, SFTP) have discard(): abort the upload instead of publishing it.
+        raw_discard = getattr(self.raw, "discard", None)
         for handle in (self.writer, self.stream, self.raw):
             try:
-                if handle is not None:
+                if handle is None:
+                    continue
+                if handle is self.raw and callable(raw_discard):
+                    raw_discard()
+                else:
                     handle.close()
             except Exception:  # the part is being thrown away; its handles may already be broken
                 pass

@@ -73,6 +73,17 @@ class CsvOptions(ColumnTypesMixin):
         return value
 
 
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+#: Largest block tried when one row is longer than ``block_size`` (a row must fit in a block).
+MAX_BLOCK_SIZE = 1 << 30
+
+
 class CsvFormat:
     """The ``csv`` format."""
 
@@ -89,33 +100,64 @@ class CsvFormat:
         import pyarrow.csv as pacsv
 
         encoding, stream = self._encoding(stream, path)
-        reader_options, parse_options, convert_options = self._arrow_options(encoding)
-        rows_done = 0
         sample, stream = peek(stream, 1)
         if not sample:
             return  # an empty file has no header and no rows
-        guarded = DetachableReader(stream)
-        try:
-            reader = pacsv.open_csv(
-                guarded, read_options=reader_options, parse_options=parse_options, convert_options=convert_options
-            )
-            while True:
+        block_size = self.options.block_size
+        rows_done = 0
+        while True:
+            reader_options, parse_options, convert_options = self._arrow_options(encoding, block_size, rows_done)
+            guarded = DetachableReader(stream)
+            try:
+                reader = pacsv.open_csv(
+                    guarded, read_options=reader_options, parse_options=parse_options, convert_options=convert_options
+                )
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                    self._check_text(batch, path, rows_done)
+                    for offset in range(0, batch.num_rows, batch_size):
+                        yield batch.slice(offset, batch_size)
+                    rows_done += batch.num_rows
+            except pa.ArrowInvalid as exc:
+                guarded.detach()  # pyarrow's read-ahead threads must not move the stream while we scan it
+                if "straddle" in str(exc) and block_size < MAX_BLOCK_SIZE and _seekable(stream):
+                    # A single row longer than a block: read again with bigger blocks, after the rows
+                    # already yielded. Only files with huge rows pay for this.
+                    block_size = min(block_size * 16, MAX_BLOCK_SIZE)
+                    stream.seek(0)
+                    continue
+                raise self._locate_error(exc, stream, path, encoding, rows_done) from exc
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConnectorError(
+                    f"cannot read CSV file {path}: {exc}; check the file and options.encoding", file=path
+                ) from exc
+            finally:
+                guarded.detach()  # also when the consumer stops early: the caller is about to close the file
+
+    def _check_text(self, batch: pa.RecordBatch, path: str, rows_done: int) -> None:
+        """pyarrow reads text that is not valid in the encoding as binary: say so, with the row."""
+        wanted = self.options.arrow_column_types() or {}
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            if not pa.types.is_binary(column.type) or name in wanted:
+                continue
+            # Error path only: find the first undecodable value to name its row.
+            for index, value in enumerate(column.to_pylist()):
+                if value is None:
+                    continue
                 try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                for offset in range(0, batch.num_rows, batch_size):
-                    yield batch.slice(offset, batch_size)
-                rows_done += batch.num_rows
-        except pa.ArrowInvalid as exc:
-            guarded.detach()  # pyarrow's read-ahead threads must not move the stream while we scan it
-            raise self._locate_error(exc, stream, path, encoding, rows_done) from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConnectorError(
-                f"cannot read CSV file {path}: {exc}; check the file and options.encoding", file=path
-            ) from exc
-        finally:
-            guarded.detach()  # also when the consumer stops early: the caller is about to close the file
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    row = rows_done + index + 1
+                    raise ConnectorError(
+                        f"invalid UTF-8 text in {path}, row {row}, column '{name}': {value[:40]!r}; "
+                        "set options.encoding to the file's encoding (e.g. latin-1, cp1252) or to auto",
+                        file=path,
+                        row=row,
+                        column=name,
+                    ) from None
 
     def _encoding(self, stream: IO[bytes], path: str) -> tuple[str, IO[bytes]]:
         if self.options.encoding != "auto":
@@ -123,15 +165,16 @@ class CsvFormat:
         sample, stream = peek(stream, SNIFF_BYTES)
         return _arrow_encoding(detect_encoding(sample)), stream
 
-    def _arrow_options(self, encoding: str) -> tuple[Any, Any, Any]:
+    def _arrow_options(self, encoding: str, block_size: int | None = None, skip_after_header: int = 0) -> tuple[Any, Any, Any]:
         import pyarrow.csv as pacsv
 
         o = self.options
         skip = o.skip_rows + (1 if o.header and o.column_names else 0)
         read_options = pacsv.ReadOptions(
             use_threads=True,
-            block_size=o.block_size,
+            block_size=block_size or o.block_size,
             skip_rows=skip,
+            skip_rows_after_names=skip_after_header,
             column_names=o.column_names,
             autogenerate_column_names=not o.header and not o.column_names,
             encoding=encoding,
