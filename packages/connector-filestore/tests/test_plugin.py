@@ -72,3 +72,18 @@ def test_a_third_party_format_is_used_by_name(host, tmp_path) -> None:
     connector.open()
     rows = [r for b in connector.read_batches(State()) for r in b.to_arrow().column("word").to_pylist()]
     assert rows == ["hello", "brave", "new", "world"]
+
+
+def test_network_failures_and_throttling_are_transient_and_the_rest_are_not() -> None:
+    from dataloader.errors import TransientConnectorError
+    from dataloader_filestore.filesystems import io_error
+
+    class ClientError(Exception):
+        def __init__(self, code: str) -> None:
+            super().__init__(code)
+            self.response = {"Error": {"Code": code}}
+
+    assert isinstance(io_error(ConnectionResetError("reset"), "x"), TransientConnectorError)
+    assert isinstance(io_error(ClientError("SlowDown"), "x"), TransientConnectorError)
+    assert not isinstance(io_error(ClientError("AccessDenied"), "x"), TransientConnectorError)
+    assert not isinstance(io_error(ValueError("bad data"), "x"), TransientConnectorError)

@@ -103,7 +103,7 @@ class FilestoreConnector(BaseConnector):
         from dataloader_filestore.source import FileReader
 
         self._ensure_open()
-        from dataloader_filestore.filesystems import is_local
+        from dataloader_filestore.filesystems import io_error, is_local
 
         if not is_local(self.config):
             from dataloader_filestore.remote import check_remote
@@ -115,7 +115,7 @@ class FilestoreConnector(BaseConnector):
         try:
             is_file = self.fs.exists(self.root) and self.fs.info(self.root).get("type") != "directory"
         except Exception as exc:  # any backend's error, translated once here
-            raise ConnectorError(f"cannot reach {self._display_prefix()}{self.root}: {exc}") from exc
+            raise io_error(exc, f"cannot reach {self._display_prefix()}{self.root}: {exc}") from exc
         if is_file:
             raise ConnectorError(
                 f"destination path {self._display_prefix()}{self.root} is a file; "

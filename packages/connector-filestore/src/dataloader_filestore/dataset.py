@@ -20,6 +20,7 @@ from dataloader.errors import ConnectorError
 from dataloader.state import State
 
 from dataloader_filestore.compression import EXTENSION_OF, detect, open_writer
+from dataloader_filestore.filesystems import io_error
 from dataloader_filestore.manifest import Manifest, fsync, read_manifest, write_manifest
 from dataloader_filestore.source import conform
 
@@ -101,7 +102,7 @@ class DatasetWriter:
         except ConnectorError:
             raise
         except Exception as exc:
-            raise ConnectorError(f"cannot create the dataset directory {self.display}: {exc}", path=self.display) from exc
+            raise io_error(exc, f"cannot create the dataset directory {self.display}: {exc}", path=self.display) from exc
         self.previous = read_manifest(self.fs, self.root)
         if self.previous is not None and self.previous.format not in (None, self.format_name):
             raise ConnectorError(
@@ -125,7 +126,7 @@ class DatasetWriter:
             except ConnectorError:
                 raise
             except Exception as exc:
-                raise ConnectorError(f"cannot write {self.display}/{part.temp}: {exc}", file=part.temp) from exc
+                raise io_error(exc, f"cannot write {self.display}/{part.temp}: {exc}", file=part.temp) from exc
             part.rows += take
             offset += take
             if part.rows >= self.max_rows:
@@ -142,7 +143,7 @@ class DatasetWriter:
         except ConnectorError:
             raise
         except Exception as exc:
-            raise ConnectorError(f"cannot create {self.display}/{part.temp}: {exc}", file=part.temp) from exc
+            raise io_error(exc, f"cannot create {self.display}/{part.temp}: {exc}", file=part.temp) from exc
         self.current = part
         return part
 
@@ -152,7 +153,7 @@ class DatasetWriter:
             try:
                 part.finish()
             except Exception as exc:
-                raise ConnectorError(f"cannot finish {self.display}/{part.temp}: {exc}", file=part.temp) from exc
+                raise io_error(exc, f"cannot finish {self.display}/{part.temp}: {exc}", file=part.temp) from exc
 
     def commit(self, state: State) -> None:
         self._finish_current()
@@ -163,7 +164,7 @@ class DatasetWriter:
             manifest = self._next_manifest(state)
             write_manifest(self.fs, self.root, manifest, f".tmp-manifest-{self.run_tag}.json")
         except Exception as exc:
-            raise ConnectorError(f"cannot commit the dataset {self.display}: {exc}", path=self.display) from exc
+            raise io_error(exc, f"cannot commit the dataset {self.display}: {exc}", path=self.display) from exc
         self.published = True
         self._clean_up(manifest)
 

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any
 
-from dataloader.errors import ConnectorError
+from dataloader.errors import ConnectorError, TransientConnectorError
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
@@ -54,3 +54,45 @@ def _local(path: str) -> tuple[Any, str]:
 
 
 __all__ = ["open_filesystem", "scheme_of"]
+
+
+#: Exception class names of network failures worth retrying, from the S3 and SFTP client stacks
+#: (botocore, aiohttp, paramiko). Matched by name so that no client has to be imported here.
+_TRANSIENT_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ServerDisconnectedError",
+        "ClientConnectorError",
+        "ClientOSError",
+        "ServerTimeoutError",
+        "SSHException",
+    }
+)
+#: S3 error codes that mean "slow down" or "try again".
+_TRANSIENT_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500"}
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an I/O error of any backend is worth retrying (dropped connection, throttling)."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        if error is None:
+            continue
+        if isinstance(error, (ConnectionError, TimeoutError)) or type(error).__name__ in _TRANSIENT_NAMES:
+            return True
+        response = getattr(error, "response", None)
+        code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+        if code in _TRANSIENT_CODES:
+            return True
+    return False
+
+
+def io_error(exc: BaseException, message: str, **facts: Any) -> ConnectorError:
+    """The connector's error for a backend failure: transient ones are marked for retry."""
+    if is_transient(exc):
+        return TransientConnectorError(message, **facts)
+    return ConnectorError(message, **facts)

@@ -23,6 +23,7 @@ from dataloader.errors import ConnectorError, DataLoaderError
 from dataloader.state import State
 
 from dataloader_filestore.compression import detect, open_reader, strip_suffix
+from dataloader_filestore.filesystems import io_error
 from dataloader_filestore.manifest import MANIFEST_NAME, read_manifest
 
 WATERMARK_KEY = "files"
@@ -129,7 +130,7 @@ class FileReader:
         except PermissionError as exc:
             raise ConnectorError(f"permission denied reading {shown}", file=shown) from exc
         except Exception as exc:  # decompression and I/O errors of any backend, translated once here
-            raise ConnectorError(f"cannot read {shown}: {type(exc).__name__}: {exc}", file=shown) from exc
+            raise io_error(exc, f"cannot read {shown}: {type(exc).__name__}: {exc}", file=shown) from exc
 
     def _unify(self, batch: pa.RecordBatch, shown: str) -> pa.RecordBatch:
         if self._schema is None:
