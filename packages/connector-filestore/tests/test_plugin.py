@@ -87,3 +87,24 @@ def test_network_failures_and_throttling_are_transient_and_the_rest_are_not() ->
     assert isinstance(io_error(ClientError("SlowDown"), "x"), TransientConnectorError)
     assert not isinstance(io_error(ClientError("AccessDenied"), "x"), TransientConnectorError)
     assert not isinstance(io_error(ValueError("bad data"), "x"), TransientConnectorError)
+
+
+def test_check_finds_a_csv_column_that_does_not_fit_the_duckdb_table(tmp_path) -> None:
+    """Preflight: the source's columns (from its first file) against an existing table."""
+    import duckdb
+    from dataloader.engine import preflight
+    from dataloader.recipe import Recipe
+
+    (tmp_path / "in.csv").write_text("id,amount\n1,lots\n", encoding="utf-8")
+    database = tmp_path / "w.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute("create table t (id bigint, amount double)")
+    recipe = Recipe.from_dict(
+        {
+            "name": "check_fit",
+            "source": {"type": "filestore", "path": str(tmp_path / "in.csv"), "format": "csv"},
+            "destination": {"type": "duckdb", "database": str(database), "table": "t"},
+        }
+    )
+    problems = preflight(recipe)
+    assert problems and "amount" in problems[0]

@@ -83,6 +83,24 @@ class FilestoreConnector(BaseConnector):
         incremental = self.config.incremental is not None and self.config.incremental.strategy == "modified_time"
         yield from reader.read(state, batch_size=self.context.batch_size, incremental=incremental)
 
+    def get_schema(self) -> pa.Schema | None:
+        """The columns of the first file, from its first batch (for ``dataloader check``)."""
+        from dataloader_filestore.source import FileReader
+
+        if self.context.role != "source":
+            return None
+        self._ensure_open()
+        reader = FileReader(
+            self.fs, self.root, self._format,
+            display_prefix=self._display_prefix(),
+            compression=self.config.options.get("compression"),
+        )
+        files = reader.list_files()
+        if not files:
+            return None
+        first = next(iter(reader._read_file(files[0]["name"], 1000)), None)
+        return None if first is None else first.schema
+
     def estimate_total_records(self, state: State) -> int | None:
         """Known without reading data only for a dataset directory: its manifest counts the rows."""
         from dataloader_filestore.manifest import read_manifest
