@@ -30,25 +30,32 @@ from run import start_postgres  # noqa: E402
 OUT = HERE / "results" / "profiles"
 
 
-def fold_py_spy(raw: Path, top: int = 12) -> str:
-    """Per thread: total samples, then the functions with the most inclusive samples."""
-    per_thread: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+def fold_py_spy(raw: Path, top: int = 15) -> str:
+    """Per thread: its samples, the frames holding them (leaf = where the time is spent, innermost
+    first), and the functions of dataloader's own packages that include the most samples."""
+    leaf: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    ours: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     totals: collections.Counter = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
-        frames = stack.split(";")
-        thread, frames = frames[0], frames[1:]
+        thread, *frames = stack.split(";")
+        thread = thread.split(": ", 1)[-1] if ": " in thread else "main (starting up)"
         n = int(count)
         totals[thread] += n
+        if frames:
+            leaf[thread][frames[-1]] += n
         for frame in set(frames):
-            per_thread[thread][frame] += n
+            if "dataloader" in frame and "/cli.py" not in frame and "engine.py:388" not in frame:
+                ours[thread][frame] += n
     lines = []
     for thread, total in totals.most_common():
-        lines.append(f"{thread}: {total} samples")
-        for frame, n in per_thread[thread].most_common(top):
-            lines.append(f"  {100 * n / total:5.1f}%  {frame}")
+        lines.append(f"\n## {thread}: {total} samples")
+        lines.append("leaf frames:")
+        lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in leaf[thread].most_common(top)]
+        lines.append("dataloader frames (inclusive):")
+        lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in ours[thread].most_common(top)]
     return "\n".join(lines)
 
 

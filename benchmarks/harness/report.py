@@ -139,6 +139,12 @@ def machine_facts(pg_version: str, versions: dict[str, str]) -> dict[str, str]:
 
 def harness_versions(dataloader_bin: str | None) -> dict[str, str]:
     found: dict[str, str] = {}
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "packages"],
+                               capture_output=True, text=True).stdout.strip()
+        found["repo commit"] = head.stdout.strip() + (" (packages/ with uncommitted changes)" if dirty else "")
     if dataloader_bin:
         out = subprocess.run([dataloader_bin, "--version"], capture_output=True, text=True)
         found["dataloader"] = out.stdout.strip().split()[-1] if out.returncode == 0 and out.stdout.strip() else "?"
