@@ -157,7 +157,7 @@ def write_outputs(args, summary: list[dict], facts: dict[str, str], command: str
     results_dir.mkdir(exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     kind = "smoke" if args.smoke else "full"
-    out = results_dir / f"{kind}-{stamp}.json"
+    out = results_dir / f"{kind}-{args.rows}-{stamp}.json"
     out.write_text(json.dumps({"command": command, "started": started.isoformat(), "rows": args.rows,
                                "runs": args.runs, "warmup": args.warmup, "machine": facts,
                                "results": summary}, indent=2, default=str))
