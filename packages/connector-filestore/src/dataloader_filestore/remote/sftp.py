@@ -500,7 +500,17 @@ class _ResumingReader(io.RawIOBase):
         def fetch() -> bytes:
             if self._handle is None or self._handle.sftp is not self.fs.ftp:
                 self._reopen()
-            return b"".join(self._handle.readv([(offset, length)]))
+            # Plain seek + read: paramiko's readv() starts a prefetch thread that was seen to wait
+            # forever for a reply under load; sequential requests cannot lose one.
+            self._handle.seek(offset)
+            chunks, remaining = [], length
+            while remaining > 0:
+                chunk = self._handle.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(chunks)
 
         data = self.fs.call("read", self.path, fetch)
         if len(data) != length:
