@@ -6,6 +6,10 @@ the Arrow buffers (DuckDB copies the columns, Python never touches a row); ``com
 the target (create it, add new columns, widen columns), moves the staged rows in with the write
 mode, records the run's state in ``_dataloader_state``, drops the staging table and commits.
 
+``append`` and ``overwrite`` of batches whose column types are all known go straight into the target
+instead (``overwrite`` deletes the old rows first, in the same transaction): no second copy of the
+rows, and the same isolation, because the transaction is what hides them.
+
 Everything happens inside the one transaction, so other connections see the table as it was until
 ``COMMIT``, and a failure (``abort`` rolls back) or a killed process (DuckDB's write-ahead log never
 holds an uncommitted transaction) leaves the table, and the database, exactly as before. Even the
@@ -50,6 +54,8 @@ class StagedLoad:
         self.layout: list[Column] = []  # the staging table's columns, in table order
         self.rows = 0
         self.active = False
+        #: Rows go straight into the target (append/overwrite with every column type known).
+        self.direct = False
 
     # -- begin ----------------------------------------------------------------------------
     def begin(self, schema: pa.Schema | None) -> None:
@@ -58,6 +64,16 @@ class StagedLoad:
         if schema is not None:
             self._create_stage(schema)
             self._check_against_target()
+            self._go_direct()
+
+    def _go_direct(self) -> None:
+        """Shape the target now and write into it, when nothing about the rows is undecided."""
+        if self.mode not in ("append", "overwrite") or any(is_null_type(c.type) for c in self.layout):
+            return
+        self._shape_target(list(self.stage_columns.values()))
+        if self.mode == "overwrite":
+            self.con.execute(f"DELETE FROM {self.target.sql}")
+        self.direct = True
 
     def _create_stage(self, schema: pa.Schema) -> None:
         _refuse_duplicate_names(schema.names, self.target)
@@ -95,10 +111,25 @@ class StagedLoad:
         if self.stage is None:
             self._create_stage(data.schema)
             self._check_against_target()
+            self._go_direct()
         rows = _ArrowRows(self.con, self._with_seq(data.schema, data))
-        self._grow_stage(rows, data.schema.names)
-        rows.insert_into(self.stage, self.layout)
+        if self.direct:
+            self._write_direct(rows)
+        else:
+            self._grow_stage(rows, data.schema.names)
+            rows.insert_into(self.stage, self.layout)
         self.rows += data.num_rows
+
+    def _write_direct(self, rows: _ArrowRows) -> None:
+        staged = self.stage_columns
+        new = [c for c in rows.columns() if c.name.lower() not in staged and not is_null_type(c.type)]
+        if new:  # a later batch grew a column: add it to the target, nullable
+            _refuse_duplicate_names([c.name for c in rows.columns()], self.target)
+            self._shape_target(new)
+            self.layout.extend(new)
+        target = self._target_columns() or {}
+        layout = [target.get(c.name.lower(), c) for c in self.layout]
+        rows.insert_into_table(self.target, layout)
 
     def _with_seq(self, schema: pa.Schema, data: pa.RecordBatch | None = None) -> Any:
         """Add the staging order column (merge only): ``rows + 1 ... rows + n``, built by Arrow."""
@@ -140,7 +171,8 @@ class StagedLoad:
     # -- commit ---------------------------------------------------------------------------
     def commit(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
         if self.stage is not None:
-            self._publish()
+            if not self.direct:
+                self._publish()
             self.con.execute(f"DROP TABLE {self.stage.sql}")
         elif self.mode == "overwrite" and self._target_columns() is not None:
             # The source produced no rows: an overwrite leaves the table empty, like any other overwrite.
@@ -271,6 +303,15 @@ class _ArrowRows:
             for column in layout
         ]
         self.relation.project(", ".join(select)).insert_into(table.name)
+
+    def insert_into_table(self, table: TableName, layout: list[Column]) -> None:
+        """Like :meth:`insert_into`, for any (schema-qualified, quoted) table name."""
+        present = {name.lower(): name for name in self.relation.columns}
+        names = ", ".join(quote_ident(column.name) for column in layout)
+        select = ", ".join(
+            quote_ident(present[column.name.lower()]) if column.name.lower() in present else "NULL" for column in layout
+        )
+        self.run(f"INSERT INTO {table.sql} ({names}) SELECT {select} FROM {{rows}}")
 
 
 def table_columns(con: Any, table: TableName) -> dict[str, Column] | None:
