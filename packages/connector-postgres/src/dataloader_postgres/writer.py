@@ -113,6 +113,8 @@ class StagedWrite:
         self.existing: dict[str, TargetColumn] | None = None
         self.column_types: dict[str, str] = {}
         self.rows_staged = 0
+        #: append/overwrite COPY straight into the target inside the run's transaction.
+        self.direct = mode in ("append", "overwrite")
 
     # -- begin -----------------------------------------------------------------------------
     def begin(self, arrow_schema: pa.Schema | None) -> None:
@@ -124,6 +126,13 @@ class StagedWrite:
             if arrow_schema is None:
                 return
             self._check_schema(arrow_schema)
+            if self.direct:
+                # One copy of the rows: the open transaction hides them (and the DELETE of an
+                # overwrite) from readers until COMMIT, exactly as a staging table would.
+                self._ensure_table(cur)
+                if self.mode == "overwrite" and self.existing is not None:
+                    cur.execute(self._sql("DELETE FROM {target}"))
+                return
             definitions = [
                 sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type))
                 for name, pg_type in self.column_types.items()
@@ -181,8 +190,9 @@ class StagedWrite:
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(ready, sink, pa_csv.WriteOptions(include_header=False, batch_size=max(1024, batch.num_rows)))
         payload = pa.BufferReader(sink.getvalue())
+        into = sql.Identifier(self.schema, self.table) if self.direct else sql.Identifier(STAGE)
         statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            sql.Identifier(STAGE), sql.SQL(", ").join(sql.Identifier(n) for n in batch.schema.names)
+            into, sql.SQL(", ").join(sql.Identifier(n) for n in batch.schema.names)
         )
         with self.conn.cursor() as cur:
             cur.copy_expert(statement, payload, size=1 << 20)
@@ -193,8 +203,9 @@ class StagedWrite:
         """Everything ``commit`` does before the COMMIT itself (the caller commits)."""
         with self.conn.cursor() as cur:
             if self.arrow_schema is not None:
-                self._ensure_table(cur)
-                self._move_rows(cur)
+                if not self.direct:  # direct writes went into the target already
+                    self._ensure_table(cur)
+                    self._move_rows(cur)
             elif self.mode == "overwrite" and self.existing is not None:
                 cur.execute(self._sql("DELETE FROM {target}"))
             upsert_state(cur, recipe_name, run_id, state)
