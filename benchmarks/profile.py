@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     admin, server = start_postgres(args)
     work_dir = Path(tempfile.mkdtemp(prefix="dataloader-profile-"))
     OUT.mkdir(parents=True, exist_ok=True)
+    guard = postgres.BenchLock(admin, postgres.BENCH_DB)
+    guard.acquire()
     try:
         bench = postgres.create_database(admin)
         csv_path, _ = datagen.ensure_csv(HERE / "data", args.rows)
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             postgres.drop_database(admin)
         shutil.rmtree(work_dir, ignore_errors=True)
+        guard.release()
         if server is not None:
             server.stop()
     return 0

@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dsn", default=None, help="admin connection (default $DATALOADER_TEST_POSTGRES_DSN "
                         f"or {postgres.DEFAULT_DSN}; a local server is started when none answers)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database and the work folder")
+    parser.add_argument("--database", default=None, help=f"the bench database (default {postgres.BENCH_DB}; "
+                        "a smoke run uses one of its own, named after its process id)")
     parser.add_argument("--work-dir", type=Path, default=None, help="where targets are written (default: a temp dir)")
     parser.add_argument("--dataloader-bin", default=None, help="the dataloader executable to benchmark")
     parser.add_argument("--batch-size", type=int, default=None, help="runtime.batch_size for dataloader's recipes")
@@ -69,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rows = SMOKE_ROWS if args.smoke else 2_000_000
     args.runs = args.runs if args.runs is not None else (1 if args.smoke else 3)
     args.warmup = args.warmup if args.warmup is not None else (0 if args.smoke else 1)
+    if args.database is None:
+        args.database = f"{postgres.BENCH_DB}_smoke_{os.getpid()}" if args.smoke else postgres.BENCH_DB
     args.timeout = args.timeout or (120.0 if args.smoke else max(1800.0, args.rows / 2_000_000 * 900))
     if args.rows < 1 or args.runs < 1 or args.warmup < 0:
         parser.error("--rows and --runs must be positive, --warmup not negative")
@@ -223,15 +227,17 @@ Command:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.now(timezone.utc)
-    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = " ".join(["python benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
     t0 = time.perf_counter()
     load_before = os.getloadavg()
     admin, server = start_postgres(args)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="dataloader-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     failed_ours = False
+    guard = postgres.BenchLock(admin, args.database)
+    guard.acquire()
     try:
-        bench = postgres.create_database(admin)
+        bench = postgres.create_database(admin, args.database)
         log(f"data set: {args.rows:,} rows")
         csv_path, expected = datagen.ensure_csv(HERE / "data", args.rows)
         conn = bench.connect()
@@ -258,11 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         failed_ours = any(r["status"] != "ok" for r in summary if r["tool"] in OUR_TOOLS)
     finally:
         if not args.keep:
-            postgres.drop_database(admin)
+            postgres.drop_database(admin, args.database)
             if args.work_dir is None:
                 shutil.rmtree(work_dir, ignore_errors=True)
         else:
-            log(f"kept database {postgres.BENCH_DB} and work folder {work_dir}")
+            log(f"kept database {args.database} and work folder {work_dir}")
+        guard.release()
         if server is not None:
             server.stop()
     log(f"done in {time.perf_counter() - t0:.0f}s")

@@ -128,6 +128,31 @@ def drop_database(admin: PgTarget, name: str = BENCH_DB) -> None:
         conn.close()
 
 
+class BenchLock:
+    """One harness at a time per bench database: an advisory lock held on an admin connection.
+
+    Two runs sharing ``dataloader_bench`` would reload and drop each other's data mid-run.
+    """
+
+    def __init__(self, admin: PgTarget, database: str) -> None:
+        self.admin, self.database, self.conn = admin, database, None
+
+    def acquire(self) -> None:
+        self.conn = self.admin.connect()
+        self.conn.autocommit = True
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"dataloader-bench:{self.database}",))
+            if not cur.fetchone()[0]:
+                self.conn.close()
+                raise SystemExit(f"error: another benchmark run is using database {self.database!r}; "
+                                 "wait for it or pass --database NAME")
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.close()  # closing the session releases the lock
+            self.conn = None
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -126,7 +126,7 @@ def dlt_jobs(workload: str, ctx: Context) -> list[Job]:
         base = ctx.work_dir / workload / slug(label)
         base.mkdir(parents=True, exist_ok=True)
         dataset = f"{workload.lower()}_{slug(label)}"
-        spec = {"pg_url": _pg_for_dlt(ctx.pg), "backend": backend, "chunk_size": 100_000,
+        spec = {"backend": backend, "chunk_size": 100_000,
                 "csv_dir": str(ctx.csv_path.parent), "csv_name": ctx.csv_path.name,
                 "pipeline": f"bench_{dataset}", "dataset": dataset, "pipelines_dir": str(base / "pipelines")}
         if workload == "W1":
@@ -137,7 +137,8 @@ def dlt_jobs(workload: str, ctx: Context) -> list[Job]:
         else:
             spec["duckdb_path"] = str(base / "target.duckdb")
             target = DuckDBTarget(base / "target.duckdb", f"{dataset}.events", python=str(ctx.peers.python))
-        env = {"RUNTIME__DLTHUB_TELEMETRY": "false", "DLT_DATA_DIR": str(base / "dlt-data")}
+        env = {"RUNTIME__DLTHUB_TELEMETRY": "false", "DLT_DATA_DIR": str(base / "dlt-data"),
+               "BENCH_PG_URL": _pg_for_dlt(ctx.pg)}
         cmd = [str(ctx.peers.python), str(SCRIPTS / "dlt_run.py"), workload, json.dumps(spec)]
         jobs.append(Job(label, cmd, target, env=env, cwd=base))
     return jobs
@@ -181,7 +182,9 @@ def floor_jobs(workload: str, ctx: Context) -> list[Job]:
     label = "floor"
     base = ctx.work_dir / workload / label
     base.mkdir(parents=True, exist_ok=True)
-    spec = {"pg_conninfo": ctx.pg.conninfo(), "csv_path": str(ctx.csv_path)}
+    without_password = PgTarget({k: v for k, v in ctx.pg.params.items() if k != "password"})
+    spec = {"pg_conninfo": without_password.conninfo(), "csv_path": str(ctx.csv_path)}
+    env = {"PGPASSWORD": ctx.pg.password} if ctx.pg.password else {}
     setup = None
     if workload == "W1":
         target = ParquetTarget(base / "events.parquet")
@@ -203,7 +206,7 @@ def floor_jobs(workload: str, ctx: Context) -> list[Job]:
         target = DuckDBTarget(base / "target.duckdb")
         spec["duckdb_path"] = str(target.path)
     cmd = [sys.executable, str(SCRIPTS / "floor.py"), workload, json.dumps(spec)]
-    return [Job("floor", cmd, target, setup=setup, cwd=base)]
+    return [Job("floor", cmd, target, env=env, setup=setup, cwd=base)]
 
 
 def unavailable_reason(tool: str, ctx: Context) -> str | None:

@@ -7,6 +7,7 @@ reader yielding Arrow) for the CSV file, Parquet loader files wherever the desti
 """
 
 import json
+import os
 import sys
 
 import dlt
@@ -14,6 +15,7 @@ from dlt.sources.filesystem import filesystem, read_csv_duckdb
 from dlt.sources.sql_database import sql_table
 
 workload, spec = sys.argv[1], json.loads(sys.argv[2])
+spec["pg_url"] = os.environ["BENCH_PG_URL"]  # not on the command line: it may hold a password
 
 
 def postgres_events():
