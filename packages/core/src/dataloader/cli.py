@@ -214,7 +214,8 @@ def run(
     for recipe, result, error in outcomes:
         if error is not None:
             failed = True
-            click.echo(f"error: {recipe.name}: {error}", err=True)
+            for line in error.splitlines() or [error]:
+                click.echo(f"error: {recipe.name}: {line}", err=True)
             continue
         if result.status == "failed":
             failed = True

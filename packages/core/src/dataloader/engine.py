@@ -512,7 +512,7 @@ class _Run:
             try:
                 problems = check_connections(the_plan)
                 if problems:
-                    raise EngineError("preflight failed, nothing was written:\n" + "\n".join(problems))
+                    raise EngineError("preflight failed, nothing was written: " + "; ".join(problems), problems=problems)
                 self.total_estimate = _estimate(source, pending)
                 if self.total_estimate is not None:
                     self.emit("run_started")
