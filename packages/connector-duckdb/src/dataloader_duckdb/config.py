@@ -18,6 +18,9 @@ class DuckDBConfig(ConnectorConfig):
     database: str
     table: str | None = None
     query: str | None = None
+    #: DuckDB's ``memory_limit`` for a destination on a database file: past it, DuckDB spills an
+    #: uncommitted load to disk instead of growing. ``null`` keeps DuckDB's own default (80 % of RAM).
+    memory_limit: str | None = "256MB"
 
     @field_validator("database")
     @classmethod

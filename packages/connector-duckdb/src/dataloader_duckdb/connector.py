@@ -99,6 +99,10 @@ class DuckDBConnector(BaseConnector):
         if self._con is None:
             if self._is_destination:
                 self._con = driver.connect(self.config.database, read_only=False)
+                limit = self.config.memory_limit
+                if limit and not driver.is_memory(driver.database_path(self.config.database)):
+                    with driver.translating("set memory_limit", memory_limit=limit):
+                        self._con.execute(f"SET memory_limit = '{_literal(limit)}'")
             else:
                 driver.require_existing_file(self.config.database)
                 self._con = driver.connect(self.config.database, read_only=True)
@@ -274,6 +278,10 @@ class DuckDBConnector(BaseConnector):
                 return read_state(con, recipe_name)
             finally:
                 con.close()
+
+
+def _literal(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def _use_utc(con: Any) -> None:

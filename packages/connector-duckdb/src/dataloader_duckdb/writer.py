@@ -34,6 +34,8 @@ from dataloader_duckdb.types import NULL_TYPE, is_null_type, reconcile
 #: Order of the staged rows, so that a merge can keep the last row of each key.
 SEQ_COLUMN = "_dataloader_seq"
 STATE_TABLE = TableName("_dataloader_state", "main")
+#: Rows gathered per INSERT: each statement costs a bind and a plan, so small batches are joined.
+INSERT_ROWS = 100_000
 
 
 @dataclass
@@ -56,6 +58,8 @@ class StagedLoad:
         self.active = False
         #: Rows go straight into the target (append/overwrite with every column type known).
         self.direct = False
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
 
     # -- begin ----------------------------------------------------------------------------
     def begin(self, schema: pa.Schema | None) -> None:
@@ -108,6 +112,22 @@ class StagedLoad:
     def write(self, data: pa.RecordBatch) -> None:
         if data.num_rows == 0:
             return
+        if self.pending and not data.schema.equals(self.pending[0].schema):
+            self.flush()
+        self.pending.append(data)
+        self.pending_rows += data.num_rows
+        if self.pending_rows >= INSERT_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the gathered batches with one statement."""
+        if not self.pending:
+            return
+        data = pa.Table.from_batches(self.pending)
+        self.pending, self.pending_rows = [], 0
+        self._insert(data)
+
+    def _insert(self, data: pa.Table) -> None:
         if self.stage is None:
             self._create_stage(data.schema)
             self._check_against_target()
@@ -131,7 +151,7 @@ class StagedLoad:
         layout = [target.get(c.name.lower(), c) for c in self.layout]
         rows.insert_into_table(self.target, layout)
 
-    def _with_seq(self, schema: pa.Schema, data: pa.RecordBatch | None = None) -> Any:
+    def _with_seq(self, schema: pa.Schema, data: pa.Table | pa.RecordBatch | None = None) -> Any:
         """Add the staging order column (merge only): ``rows + 1 ... rows + n``, built by Arrow."""
         if self.mode != "merge":
             return data if data is not None else schema
@@ -170,6 +190,7 @@ class StagedLoad:
 
     # -- commit ---------------------------------------------------------------------------
     def commit(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+        self.flush()
         if self.stage is not None:
             if not self.direct:
                 self._publish()
@@ -244,6 +265,7 @@ class StagedLoad:
 
     # -- abort ----------------------------------------------------------------------------
     def abort(self) -> None:
+        self.pending, self.pending_rows = [], 0
         if not self.active:
             return
         self.active = False
