@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataloader.batch import Batch
-from dataloader.connector import BaseConnector, Capabilities
+from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
 from dataloader.errors import ConnectorError
 
 from dataloader_duckdb import driver
@@ -37,12 +37,7 @@ class DuckDBConnector(BaseConnector):
         write_modes=frozenset({"append", "overwrite", "merge"}),
         incremental_strategies=frozenset({"cursor"}),
         transactional=True,
-        types=frozenset(
-            {
-                "bool", "int8", "int16", "int32", "int64", "float32", "float64", "decimal", "string",
-                "binary", "date", "time", "timestamp", "timestamp_tz", "list",
-            }
-        ),
+        types=frozenset(TYPE_FAMILIES) - {"json"},  # JSON text stays VARCHAR
         preserves_types=True,
         notes=("merge replaces the whole row of a matching key; NULL keys match each other",),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataloader.connector import Capabilities
+from dataloader.connector import TYPE_FAMILIES, Capabilities
 
 CAPABILITIES = Capabilities(
     read=True,
@@ -11,25 +11,7 @@ CAPABILITIES = Capabilities(
     incremental_strategies=frozenset({"cursor"}),
     transactional=True,
     # int8 is written as smallint and reads back as int16, so it is not claimed.
-    types=frozenset(
-        {
-            "bool",
-            "int16",
-            "int32",
-            "int64",
-            "float32",
-            "float64",
-            "decimal",
-            "string",
-            "binary",
-            "date",
-            "time",
-            "timestamp",
-            "timestamp_tz",
-            "list",
-            "json",
-        }
-    ),
+    types=frozenset(TYPE_FAMILIES) - {"int8"},
     preserves_types=True,
     notes=(
         "numeric without a declared precision reads as decimal128(38,10); values that do not fit are an error",

@@ -38,6 +38,14 @@ ERROR_COLUMN = "__error"
 ROW_COLUMN = "__row"
 
 
+def positions(count: int, start: int = 0) -> pa.Array:
+    """``start, start + 1, ...`` as an int64 array, built by Arrow (no Python list of rows)."""
+    if count == 0:
+        return pa.array([], pa.int64())
+    ones = pa.repeat(pa.scalar(1, pa.int64()), count)
+    return pc.add(pc.cumulative_sum(ones), pa.scalar(start - 1, pa.int64()))
+
+
 class CheckConfig(ConfigModel):
     """Keys every quality check has."""
 
@@ -94,7 +102,7 @@ class Unique(Check):
 
     def evaluate(self, data: pa.RecordBatch) -> pa.Array:
         column = data.column(self.config.column)
-        index = pa.array(range(data.num_rows), pa.int64()) if data.num_rows else pa.array([], pa.int64())
+        index = positions(data.num_rows)
         firsts = pa.table({"v": column, "i": index}).group_by("v").aggregate([("i", "min")]).column("i_min")
         first_in_batch = pc.is_in(index, value_set=firsts)
         passes = first_in_batch
@@ -117,7 +125,7 @@ class Regex(Check):
 class Range(Check):
     def evaluate(self, data: pa.RecordBatch) -> pa.Array:
         column = data.column(self.config.column)
-        passes = pa.array([True] * data.num_rows, pa.bool_())
+        passes = pa.repeat(pa.scalar(True), data.num_rows)
         if self.config.min is not None:
             passes = pc.and_(passes, pc.greater_equal(column, pa.scalar(self.config.min).cast(column.type)))
         if self.config.max is not None:
@@ -211,7 +219,7 @@ def reject(batch: Batch, keep: pa.Array, errors: pa.Array) -> Batch:
     data = batch.to_arrow()
     drop = pc.invert(keep)
     offset = int(batch.metadata.get("row_offset", 0))
-    rows = pa.array(range(offset + 1, offset + 1 + data.num_rows), pa.int64())
+    rows = positions(data.num_rows, offset + 1)
     rejected = pa.Table.from_batches([data.filter(drop)])
     rejected = rejected.append_column(ERROR_COLUMN, errors.filter(drop)).append_column(ROW_COLUMN, rows.filter(drop))
     previous = batch.metadata.get("rejected")
@@ -280,4 +288,4 @@ class DeadLetters:
     discard = close
 
 
-__all__ = ["Check", "CheckConfig", "Checks", "DeadLetters", "BUILTIN_CHECKS", "build_checks", "reject", "validate_checks"]
+__all__ = ["Check", "CheckConfig", "Checks", "DeadLetters", "BUILTIN_CHECKS", "build_checks", "positions", "reject", "validate_checks"]

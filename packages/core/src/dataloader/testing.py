@@ -224,7 +224,7 @@ class ConnectorContractSuite:
     # fixtures ----------------------------------------------------------------------------------
     @pytest.fixture
     def contract_target(self, tmp_path: Path) -> ContractTarget:
-        raise NotImplementedError("a connector's contract test must override the contract_target fixture")
+        pytest.fail(f"{type(self).__name__} must define a contract_target fixture returning a ContractTarget")
 
     @pytest.fixture(autouse=True)
     def _contract_host(self, request: pytest.FixtureRequest) -> Iterator[PluginHost]:

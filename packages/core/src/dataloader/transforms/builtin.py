@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from dataloader.batch import Batch
 from dataloader.config import ConfigModel
 from dataloader.errors import TransformError
-from dataloader.quality import reject
+from dataloader.quality import positions, reject
 from dataloader.transforms.base import Transform
 
 
@@ -251,10 +251,7 @@ class Cast(Transform):
 
     def _reject(self, batch: Batch, column: str, target: pa.DataType, bad: list[int]) -> Batch:
         data = batch.to_arrow()
-        mask = [True] * data.num_rows
-        for position in bad:  # only the bad positions: a handful, not every row
-            mask[position] = False
-        keep = pa.array(mask, pa.bool_())
+        keep = pc.invert(pc.is_in(positions(data.num_rows), value_set=pa.array(bad, pa.int64())))
         values = data.column(column)
         text = pc.cast(values, pa.string()) if not _is_text(values.type) else values
         message = pc.binary_join_element_wise(
