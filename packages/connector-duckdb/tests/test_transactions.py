@@ -190,3 +190,43 @@ def test_columns_differing_only_in_case_are_refused(warehouse: Warehouse) -> Non
     finally:
         connector.close()
     assert tables_in(warehouse) == []
+
+
+def test_error_inside_the_streamed_insert_is_raised_and_rolls_back(warehouse: Warehouse) -> None:
+    """Batches go to one INSERT on a helper thread; its failure reaches the caller, nothing hangs."""
+    con = duckdb.connect(warehouse.target_db)
+    try:
+        con.execute("CREATE TABLE t (id BIGINT NOT NULL, name VARCHAR)")
+        con.execute("INSERT INTO t VALUES (1, 'kept')")
+    finally:
+        con.close()
+    connector = warehouse.destination("t", write_mode="append")
+    connector.open()
+    try:
+        connector.begin(people([]).schema, "append", State())
+        connector.write_batch(Batch.from_arrow(people([2, 3])), State())
+        bad = pa.table({"id": pa.array([4, None], pa.int64()), "name": ["ok", "no id"]})
+        with pytest.raises(DataLoaderError, match="NOT NULL"):
+            for _ in range(20):  # the failure surfaces at a later write or, at the latest, at commit
+                connector.write_batch(Batch.from_arrow(bad), State())
+            connector.commit(State())
+        connector.abort()
+    finally:
+        connector.close()
+    assert warehouse.query("SELECT id, name FROM t ORDER BY id") == [(1, "kept")]
+
+
+def test_many_batches_of_one_run_arrive_in_order(warehouse: Warehouse) -> None:
+    connector = warehouse.destination("t", write_mode="append")
+    connector.open()
+    try:
+        connector.begin(people([]).schema, "append", State())
+        start = 0
+        for size in [1, 7, 300, 2, 5000, 13] * 5:
+            connector.write_batch(Batch.from_arrow(people(list(range(start, start + size)))), State())
+            start += size
+        connector.commit(State())
+    finally:
+        connector.close()
+    ids = [row[0] for row in warehouse.query("SELECT id FROM t")]
+    assert ids == list(range(start))

@@ -97,6 +97,11 @@ def translate(exc: BaseException, action: str, **facts: Any) -> DataLoaderError:
     """One :class:`ConnectorError` for a driver exception, with the first line of DuckDB's message."""
     if isinstance(exc, DataLoaderError):
         return exc
+    cause = exc.__context__
+    if "transaction is aborted" in str(exc) and cause is not None and cause is not exc:
+        # A relation's statement that failed inside a transaction reports the aborted transaction;
+        # the error that aborted it (a constraint, a conversion) is the one worth telling.
+        return translate(cause, action, **facts)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     cls = TransientConnectorError if any(m in text.lower() for m in _TRANSIENT_MARKERS) else ConnectorError
     return cls(f"could not {action}: {text}", **facts)

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
+import threading
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +37,8 @@ from dataloader_duckdb.types import NULL_TYPE, is_null_type, reconcile
 #: Order of the staged rows, so that a merge can keep the last row of each key.
 SEQ_COLUMN = "_dataloader_seq"
 STATE_TABLE = TableName("_dataloader_state", "main")
-#: Rows gathered per INSERT: each statement costs a bind and a plan, so small batches are joined.
-INSERT_ROWS = 100_000
+#: Batches queued for the running INSERT: enough to keep DuckDB busy, few enough to keep memory flat.
+STREAM_DEPTH = 2
 
 
 @dataclass
@@ -58,8 +61,8 @@ class StagedLoad:
         self.active = False
         #: Rows go straight into the target (append/overwrite with every column type known).
         self.direct = False
-        self.pending: list[pa.RecordBatch] = []
-        self.pending_rows = 0
+        #: The INSERT running on a helper thread, fed the batches of one shape.
+        self.stream: _InsertStream | None = None
 
     # -- begin ----------------------------------------------------------------------------
     def begin(self, schema: pa.Schema | None) -> None:
@@ -83,8 +86,7 @@ class StagedLoad:
         _refuse_duplicate_names(schema.names, self.target)
         if self.mode == "merge":
             self._check_merge_keys(schema.names)
-        # A plain name in the connection's default schema: the driver's ``insert_into`` takes a bare
-        # name reliably across versions, and a name unique to the run needs no quoting.
+        # A plain name in the connection's default schema, unique to the run: it needs no quoting.
         self.stage = TableName(f"_dataloader_stage_{uuid.uuid4().hex[:12]}")
         empty = pa.Table.from_batches([], schema=self._with_seq(schema))
         _ArrowRows(self.con, empty).run(f"CREATE TABLE {self.stage.sql} AS SELECT * FROM {{rows}} LIMIT 0")
@@ -110,37 +112,39 @@ class StagedLoad:
 
     # -- write ----------------------------------------------------------------------------
     def write(self, data: pa.RecordBatch) -> None:
+        """Hand the batch to the running INSERT (starting one first when there is none)."""
         if data.num_rows == 0:
             return
-        if self.pending and not data.schema.equals(self.pending[0].schema):
-            self.flush()
-        self.pending.append(data)
-        self.pending_rows += data.num_rows
-        if self.pending_rows >= INSERT_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        """Insert the gathered batches with one statement."""
-        if not self.pending:
-            return
-        data = pa.Table.from_batches(self.pending)
-        self.pending, self.pending_rows = [], 0
-        self._insert(data)
-
-    def _insert(self, data: pa.Table) -> None:
-        if self.stage is None:
-            self._create_stage(data.schema)
-            self._check_against_target()
-            self._go_direct()
-        rows = _ArrowRows(self.con, self._with_seq(data.schema, data))
-        if self.direct:
-            self._write_direct(rows)
-        else:
-            self._grow_stage(rows, data.schema.names)
-            rows.insert_into(self.stage, self.layout)
+        if self.stream is not None and not data.schema.equals(self.stream.schema):
+            self.flush()  # a batch of another shape: finish this INSERT, shape the tables again
+        if self.stream is None:
+            self._start_stream(data.schema)
+        self.stream.put(self._with_seq(data.schema, data))
         self.rows += data.num_rows
 
-    def _write_direct(self, rows: _ArrowRows) -> None:
+    def flush(self) -> None:
+        """Finish the running INSERT: wait until DuckDB has taken every batch, raise its error."""
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.finish()
+
+    def _start_stream(self, schema: pa.Schema) -> None:
+        """Shape the tables for batches of ``schema`` and start one INSERT that takes all of them."""
+        if self.stage is None:
+            self._create_stage(schema)
+            self._check_against_target()
+            self._go_direct()
+        stream = _InsertStream(schema)
+        rows = _ArrowRows(self.con, stream.reader(self._with_seq(schema)))
+        if self.direct:
+            statement = self._direct_statement(rows)
+        else:
+            self._grow_stage(rows, schema.names)
+            statement = rows.insert_statement(self.stage, self.layout)
+        stream.start(lambda: rows.run(statement))
+        self.stream = stream
+
+    def _direct_statement(self, rows: _ArrowRows) -> str:
         staged = self.stage_columns
         new = [c for c in rows.columns() if c.name.lower() not in staged and not is_null_type(c.type)]
         if new:  # a later batch grew a column: add it to the target, nullable
@@ -149,7 +153,7 @@ class StagedLoad:
             self.layout.extend(new)
         target = self._target_columns() or {}
         layout = [target.get(c.name.lower(), c) for c in self.layout]
-        rows.insert_into_table(self.target, layout)
+        return rows.insert_statement(self.target, layout)
 
     def _with_seq(self, schema: pa.Schema, data: pa.Table | pa.RecordBatch | None = None) -> Any:
         """Add the staging order column (merge only): ``rows + 1 ... rows + n``, built by Arrow."""
@@ -265,7 +269,9 @@ class StagedLoad:
 
     # -- abort ----------------------------------------------------------------------------
     def abort(self) -> None:
-        self.pending, self.pending_rows = [], 0
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.cancel()
         if not self.active:
             return
         self.active = False
@@ -313,27 +319,105 @@ class _ArrowRows:
         """Execute ``sql``, in which ``{rows}`` stands for the Arrow rows (for DDL: it holds on to them)."""
         self.relation.query(self.alias, sql.format(rows=quote_ident(self.alias)))
 
-    def insert_into(self, table: TableName, layout: list[Column]) -> None:
-        """Append the rows to ``table`` (a bare name), column by column of ``layout``.
+    def insert_statement(self, table: TableName, layout: list[Column]) -> str:
+        """``INSERT`` of the rows into ``table``, column by column of ``layout``, for :meth:`run`.
 
         Columns are matched by name, case-insensitively; one the rows lack is NULL.
         """
         present = {name.lower(): name for name in self.relation.columns}
-        select = [
+        names = ", ".join(quote_ident(column.name) for column in layout)
+        select = ", ".join(
             quote_ident(present[column.name.lower()]) if column.name.lower() in present
             else ("NULL" if is_null_type(column.type) else f"CAST(NULL AS {column.type})")
             for column in layout
-        ]
-        self.relation.project(", ".join(select)).insert_into(table.name)
-
-    def insert_into_table(self, table: TableName, layout: list[Column]) -> None:
-        """Like :meth:`insert_into`, for any (schema-qualified, quoted) table name."""
-        present = {name.lower(): name for name in self.relation.columns}
-        names = ", ".join(quote_ident(column.name) for column in layout)
-        select = ", ".join(
-            quote_ident(present[column.name.lower()]) if column.name.lower() in present else "NULL" for column in layout
         )
-        self.run(f"INSERT INTO {table.sql} ({names}) SELECT {select} FROM {{rows}}")
+        return f"INSERT INTO {table.sql} ({names}) SELECT {select} FROM {{rows}}"
+
+
+class _InsertStream:
+    """One ``INSERT ... SELECT`` over a stream of Arrow batches, run by DuckDB on a helper thread.
+
+    The caller ``put``s batches into a small bounded queue; DuckDB pulls them through a
+    ``RecordBatchReader`` and inserts them with all its threads while the caller prepares the next
+    batch. One statement per run instead of one per batch is what lets DuckDB parallelise the insert
+    (2M rows: ~1.4 s, against ~2.0 s for one statement per 100k rows on 2 cores). The connection
+    belongs to the helper thread until ``finish`` or ``cancel`` returns.
+    """
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=STREAM_DEPTH)
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def reader(self, schema: pa.Schema) -> pa.RecordBatchReader:
+        def batches() -> Iterator[pa.RecordBatch]:
+            while True:
+                item = self.queue.get()
+                if item is _END:
+                    return
+                if item is _CANCEL:
+                    raise _Cancelled("the load was aborted")
+                yield item
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def start(self, work: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # raised again in the caller's thread by put/finish
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="dataloader-duckdb-insert", daemon=True)
+        self.thread.start()
+
+    def put(self, item: Any) -> None:
+        assert self.thread is not None
+        while True:
+            if not self.thread.is_alive():
+                self._raise_ended()
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        self.put(_END)
+        assert self.thread is not None
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        """Stop the INSERT without waiting for more batches (its error, if any, is dropped)."""
+        if self.thread is None:
+            return
+        while self.thread.is_alive():
+            try:  # make room, then tell the reader to fail: DuckDB ends the statement with an error
+                while True:
+                    self.queue.get_nowait()
+            except queue.Empty:
+                pass
+            try:
+                self.queue.put(_CANCEL, timeout=0.1)
+            except queue.Full:
+                continue
+            self.thread.join(timeout=0.1)
+
+    def _raise_ended(self) -> None:
+        if self.error is not None:
+            raise self.error
+        raise ConnectorError("the DuckDB insert ended before its rows did")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+_END = object()
+_CANCEL = object()
 
 
 def table_columns(con: Any, table: TableName) -> dict[str, Column] | None:
