@@ -14,7 +14,10 @@ import textwrap
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pytest
 from conftest import Warehouse
+from dataloader_duckdb.writer import MemoryLimit
 
 ROWS = 2_000_000
 LIMIT_MIB = 400
@@ -82,3 +85,19 @@ _BIG_LOAD_SCRIPT = textwrap.dedent(
     print(json.dumps({"rows_written": result.rows_written, "peak_rss_mib": peak_kib / 1024}))
     """
 )
+
+
+def test_a_value_bigger_than_the_memory_limit_still_loads(warehouse: Warehouse) -> None:
+    """The limit grows to fit the biggest batch: DuckDB holds a whole value in one block."""
+    big = "x" * (40 * 1024 * 1024)
+    warehouse.seed(pa.table({"id": [1, 2], "doc": [big, "small"]}))
+    warehouse.run({"table": "docs", "memory_limit": "16MB"}, batch_size=1)
+    assert warehouse.query("SELECT id, length(doc) FROM docs ORDER BY id") == [(1, len(big)), (2, 5)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("64MB", 64_000_000), ("1.5 GiB", 1536 * 1024**2), ("512kib", 512 * 1024), ("100", 100), ("lots", None)],
+)
+def test_memory_limit_sizes_are_read_like_duckdb_reads_them(text: str, expected: int | None) -> None:
+    assert MemoryLimit.parse(text) == expected

@@ -21,7 +21,7 @@ from dataloader.errors import ConnectorError
 from dataloader_duckdb import driver
 from dataloader_duckdb.config import DuckDBConfig
 from dataloader_duckdb.names import TableName, quote_ident
-from dataloader_duckdb.writer import StagedLoad, arrow_columns, read_state, table_columns, type_conflicts
+from dataloader_duckdb.writer import MemoryLimit, StagedLoad, arrow_columns, read_state, table_columns, type_conflicts
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -49,6 +49,7 @@ class DuckDBConnector(BaseConnector):
         driver.load_driver()
         self._con: Any = None
         self._load: StagedLoad | None = None
+        self._memory: MemoryLimit | None = None
 
     # -- names ------------------------------------------------------------------------------
     @property
@@ -94,10 +95,14 @@ class DuckDBConnector(BaseConnector):
         if self._con is None:
             if self._is_destination:
                 self._con = driver.connect(self.config.database, read_only=False)
+                order = "true" if self.config.preserve_insertion_order else "false"
+                with driver.translating("set preserve_insertion_order"):
+                    self._con.execute(f"SET SESSION preserve_insertion_order = {order}")
                 limit = self.config.memory_limit
                 if limit and not driver.is_memory(driver.database_path(self.config.database)):
                     with driver.translating("set memory_limit", memory_limit=limit):
                         self._con.execute(f"SET memory_limit = '{_literal(limit)}'")
+                        self._memory = MemoryLimit(self._con, limit)
             else:
                 driver.require_existing_file(self.config.database)
                 self._con = driver.connect(self.config.database, read_only=True)
@@ -107,6 +112,9 @@ class DuckDBConnector(BaseConnector):
         try:
             self.abort()
         finally:
+            if self._memory is not None:
+                memory, self._memory = self._memory, None
+                memory.close()
             if self._con is not None:
                 con, self._con = self._con, None
                 con.close()
@@ -233,7 +241,8 @@ class DuckDBConnector(BaseConnector):
                 f"write_mode 'merge' into {self.table} needs merge_keys: the columns that identify a row",
                 table=str(self.table),
             )
-        load = StagedLoad(self._connection(), self.table, mode, self.config.merge_keys)
+        con = self._connection()
+        load = StagedLoad(con, self.table, mode, self.config.merge_keys, memory=self._memory)
         self._load = load
         with driver.translating(f"start loading {self._describe()}", table=str(self.table)):
             try:

@@ -50,8 +50,11 @@ class Column:
 class StagedLoad:
     """Created per run by the destination connector; see the module docstring."""
 
-    def __init__(self, con: Any, target: TableName, mode: str, merge_keys: list[str]) -> None:
+    def __init__(
+        self, con: Any, target: TableName, mode: str, merge_keys: list[str], memory: MemoryLimit | None = None
+    ) -> None:
         self.con = con
+        self.memory = memory
         self.target = target
         self.mode = mode
         self.merge_keys = list(merge_keys)
@@ -117,6 +120,8 @@ class StagedLoad:
             return
         if self.stream is not None and not data.schema.equals(self.stream.schema):
             self.flush()  # a batch of another shape: finish this INSERT, shape the tables again
+        if self.memory is not None:
+            self.memory.fit(data.nbytes)
         if self.stream is None:
             self._start_stream(data.schema)
         self.stream.put(self._with_seq(data.schema, data))
@@ -332,6 +337,46 @@ class _ArrowRows:
             for column in layout
         )
         return f"INSERT INTO {table.sql} ({names}) SELECT {select} FROM {{rows}}"
+
+
+class MemoryLimit:
+    """DuckDB's ``memory_limit`` for a destination, raised (never lowered) to fit the biggest batch.
+
+    A small limit keeps a long load's memory flat, but DuckDB must hold a whole value in one block:
+    a single 50 MB text in a 64 MB limit fails with "could not allocate block". So the limit grows to
+    ``HEADROOM`` times the largest batch seen. It is set through a connection of its own, because
+    the load's connection may be busy with an insert on another thread (the setting is global).
+    """
+
+    HEADROOM = 4
+    _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+              "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+    def __init__(self, con: Any, limit: str) -> None:
+        self.bytes = self.parse(limit)
+        self.con = con.cursor() if self.bytes is not None else None
+
+    @classmethod
+    def parse(cls, text: str) -> int | None:
+        """Bytes in ``64MB``, ``1.5 GiB``...; None for what DuckDB understands and this does not."""
+        number = text.strip().lower().rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
+        unit = text.strip().lower()[len(number):].strip()
+        try:
+            return int(float(number) * cls._UNITS[unit])
+        except (KeyError, ValueError):
+            return None
+
+    def fit(self, batch_bytes: int) -> None:
+        needed = self.HEADROOM * batch_bytes
+        if self.con is None or self.bytes is None or needed <= self.bytes:
+            return
+        self.con.execute(f"SET memory_limit = '{needed}B'")
+        self.bytes = needed
+
+    def close(self) -> None:
+        if self.con is not None:
+            con, self.con = self.con, None
+            con.close()
 
 
 class _InsertStream:
