@@ -33,6 +33,30 @@ def test_batches_have_the_run_batch_size(connector, numbers):
     assert sizes == [3000, 3000, 3000, 1003]
 
 
+def test_batches_keep_the_run_batch_size_and_row_order_across_parse_blocks(connector, numbers, monkeypatch):
+    from dataloader_postgres import reader
+
+    monkeypatch.setattr(reader, "BLOCK_SIZE", 1 << 12)  # a few dozen rows per parse block
+    source = connector(table=numbers, batch_size=700)
+    batches = [b.to_arrow() for b in source.read_batches(State())]
+    assert [b.num_rows for b in batches] == [700] * 14 + [203]
+    expected = _read(connector(table=numbers, batch_size=100_000))
+    assert pa.Table.from_batches(batches).equals(expected)
+
+
+def test_rechunk_slices_blocks_without_copying_and_joins_only_across_blocks():
+    from dataloader_postgres.reader import rechunk
+
+    schema = pa.schema([("n", pa.int64())])
+    blocks = [pa.record_batch([pa.array(range(start, start + 7), pa.int64())], schema=schema) for start in (0, 7)]
+    out = list(rechunk(iter(blocks), schema, 3))
+    assert [b.num_rows for b in out] == [3, 3, 3, 3, 2]
+    assert [v for b in out for v in b.column(0).to_pylist()] == list(range(14))
+    data = blocks[0].column(0).buffers()[1].address
+    assert out[0].column(0).buffers()[1].address == data  # a slice of the block, not a copy
+    assert out[1].column(0).buffers()[1].address == data
+
+
 def test_cursor_reads_rows_at_or_after_the_committed_value(connector, numbers):
     state = State()
     state.set_cursor("id", 9998)

@@ -226,3 +226,35 @@ def test_timezone_aware_arrow_timestamps_are_stored_as_the_same_instant(pg, conn
     with pg.cursor() as cur:
         cur.execute(f"SELECT at AT TIME ZONE 'UTC' FROM {table_name}")
         assert cur.fetchone()[0] == dt.datetime(2024, 7, 1, 12, 0)
+
+
+def test_timestamptz_parses_straight_into_utc_instants_at_any_precision(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id int, at timestamptz)")
+        cur.execute(
+            f"INSERT INTO {table_name} VALUES (1, '2024-01-01 12:00:00+00'), (2, '2024-01-01 12:00:00.5+00'), "
+            "(3, '2024-01-01 12:00:00.123456+00'), (4, '2024-03-31 01:30:00.000001-07'), (5, NULL), "
+            "(6, '0999-06-01 00:00:00+00'), (7, '0001-01-01 00:00:00+00'), (8, '1969-12-31 23:59:59.999999+00')"
+        )
+    table = _read_all(connector, table=table_name).sort_by("id")
+    assert table.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    assert table.column("at").to_pylist() == [
+        dt.datetime(2024, 1, 1, 12, 0, tzinfo=UTC),
+        dt.datetime(2024, 1, 1, 12, 0, 0, 500000, tzinfo=UTC),
+        dt.datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        dt.datetime(2024, 3, 31, 8, 30, 0, 1, tzinfo=UTC),
+        None,
+        dt.datetime(999, 6, 1, tzinfo=UTC),
+        dt.datetime(1, 1, 1, tzinfo=UTC),
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+
+
+@pytest.mark.parametrize("value", ["infinity", "-infinity", "0044-03-15 00:00:00+00 BC", "10000-01-01 00:00:00+00"])
+def test_timestamptz_outside_arrow_range_is_an_error_naming_the_column(pg, connector, table_name, value):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id int, at timestamptz)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, '2024-01-01 00:00:00+00'), (2, %s)", (value,))
+    with pytest.raises(ConnectorError, match=r"column 'at' \(timestamp with time zone\) holds a value") as caught:
+        list(connector(table=table_name).read_batches(State()))
+    assert caught.value.context["column"] == "at"

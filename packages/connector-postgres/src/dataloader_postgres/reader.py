@@ -3,8 +3,16 @@
 The COPY runs on a helper thread that writes the server's CSV into an OS pipe; Arrow's streaming
 CSV reader parses the other end block by block with the column types taken from the catalog. So
 memory stays flat (one pipe buffer plus a few parse blocks) however large the table is, and no
-Python code runs per row. Columns whose CSV text Arrow cannot parse directly (timestamptz, bytea,
-arrays) are rewritten in the SELECT and converted column-wise afterwards (``encoding``).
+Python code runs per row. Most columns, timestamptz included (the session's TimeZone is UTC, so
+the server prints ``+00`` offsets), parse straight into their final Arrow type; the few whose CSV
+text Arrow cannot parse (bytea, arrays, numerics wider than decimal128) are rewritten in the
+SELECT where needed and converted column-wise afterwards (``encoding``). A block whose columns all
+parse directly passes through without a copy.
+
+The parse blocks are cut into batches of exactly the run's ``batch_size`` rows: a batch inside a
+block is a zero-copy slice of it, only a batch that spans blocks is joined from its slices (one
+copy of its rows). Exact sizes matter downstream: the engine re-cuts batches to ``batch_size``
+itself, and a single short batch would make it join (copy) every batch after it.
 
 Values never enter SQL as text: the cursor predicate and partition bounds are ``sql.Literal``s
 (COPY cannot take bind parameters) and every identifier is a ``sql.Identifier``.
@@ -25,7 +33,12 @@ from dataloader.errors import ConnectorError
 from dataloader_postgres import encoding
 from dataloader_postgres.types import PgType, ReadColumn, read_column
 
-BLOCK_SIZE = 8 << 20
+#: Bytes of CSV per parse block. Arrow's streaming reader reads up to 32 blocks ahead, so this
+#: bounds the read-ahead to 16 MiB; larger blocks measured no faster (they fall out of cache).
+BLOCK_SIZE = 512 << 10
+#: Pipe capacity asked for (Linux allows unprivileged processes up to 1 MiB): fewer wake-ups of
+#: the COPY thread and the parser than with the default 64 KiB.
+PIPE_SIZE = 1 << 20
 _CSV_COLUMN = re.compile(r"CSV column #(\d+)")
 
 _TYPE_QUERY = """
@@ -93,9 +106,7 @@ def select_list(columns: list[ReadColumn]) -> Any:
     parts = []
     for column in columns:
         ident = sql.Identifier(column.name)
-        if column.kind == "utc":
-            parts.append(sql.SQL("({0} AT TIME ZONE 'UTC') AS {0}").format(ident))
-        elif column.kind == "json_list":
+        if column.kind == "json_list":
             parts.append(sql.SQL("array_to_json({0})::text AS {0}").format(ident))
         elif column.kind == "json_text_list":
             parts.append(sql.SQL("array_to_json({0}::text[])::text AS {0}").format(ident))
@@ -143,11 +154,14 @@ def _csv_options(columns: list[ReadColumn]) -> tuple[Any, Any, Any]:
 
 
 def _finish(columns: list[ReadColumn], schema: pa.Schema, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The parsed block as a batch of ``schema``: converted where a column needs it, else as is."""
+    if all(column.kind == "plain" for column in columns):
+        return pa.RecordBatch.from_arrays(batch.columns, schema=schema)  # renames only, no copy
     arrays = []
     for index, column in enumerate(columns):
         array = batch.column(index)
         try:
-            if column.kind in ("utc", "cast"):
+            if column.kind == "cast":
                 array = array.cast(column.arrow_type)
             elif column.kind == "bytea":
                 array = encoding.bytea_from_hex(array)
@@ -183,26 +197,37 @@ def _parse_error(exc: pa.ArrowException, columns: list[ReadColumn], where: str) 
 
 
 def rechunk(batches: Iterator[pa.RecordBatch], schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of exactly ``batch_size`` rows (the last one may be shorter)."""
+    """Record batches of exactly ``batch_size`` rows (the last one may be shorter).
+
+    Zero-copy slices of the incoming batches; only a batch made of the end of one incoming batch
+    and the start of the next is joined, which copies at most ``batch_size`` rows.
+    """
     pending: list[pa.RecordBatch] = []
-    rows = 0
+    pending_rows = 0
     for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        pending.append(batch)
-        rows += batch.num_rows
-        if rows < batch_size:
-            continue
-        table = pa.Table.from_batches(pending, schema=schema)
         offset = 0
-        while rows - offset >= batch_size:
-            yield table.slice(offset, batch_size).combine_chunks().to_batches()[0]
+        if pending_rows:
+            offset = min(batch_size - pending_rows, batch.num_rows)
+            pending.append(batch.slice(0, offset))
+            pending_rows += offset
+            if pending_rows < batch_size:
+                continue
+            yield _join(pending, schema)
+            pending, pending_rows = [], 0
+        while batch.num_rows - offset >= batch_size:
+            yield batch.slice(offset, batch_size)
             offset += batch_size
-        rest = table.slice(offset)
-        pending = rest.combine_chunks().to_batches() if rest.num_rows else []
-        rows = rest.num_rows
-    if rows:
-        yield pa.Table.from_batches(pending, schema=schema).combine_chunks().to_batches()[0]
+        if offset < batch.num_rows:
+            pending, pending_rows = [batch.slice(offset)], batch.num_rows - offset
+    if pending_rows:
+        yield _join(pending, schema)
+
+
+def _join(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
+    batches = [batch for batch in batches if batch.num_rows]
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches, schema=schema).combine_chunks().to_batches()[0]
 
 
 def stream_copy(
@@ -216,8 +241,15 @@ def stream_copy(
 
     copy_sql = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(select).as_string(conn)
     read_fd, write_fd = os.pipe()
+    _widen_pipe(write_fd)
     producer = _PipeProducer(conn, copy_sql, write_fd)
-    source = os.fdopen(read_fd, "rb", buffering=0)
+    # Buffered: a read of BLOCK_SIZE then waits for a whole block (a raw pipe read returns what
+    # the pipe holds, and the parser would work on thousands of tiny blocks).
+    pipe = os.fdopen(read_fd, "rb", buffering=PIPE_SIZE)
+    # Arrow's own stream on top copies each block into an Arrow buffer: blocks that wrap Python
+    # bytes must take the GIL when freed, which aborts the process if Arrow's read-ahead frees
+    # one while the interpreter is exiting.
+    source = pa.BufferedInputStream(pa.PythonFile(pipe, mode="r"), 1 << 16)
     producer.start()
     finished = False
     try:
@@ -251,9 +283,19 @@ def stream_copy(
             # hit the connection's next statement instead.)
             _cancel(conn)
         source.close()
+        pipe.close()
         producer.join()
     if finished and producer.error is not None:
         raise on_error(producer.error) from producer.error
+
+
+def _widen_pipe(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (ImportError, AttributeError, OSError):
+        pass  # not Linux, or a lower limit: the default capacity only costs some speed
 
 
 def _cancel(conn: Any) -> None:

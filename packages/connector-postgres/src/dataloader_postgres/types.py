@@ -1,10 +1,10 @@
 """The type mapping between PostgreSQL and Arrow, in both directions.
 
 Reading, each result column gets a :class:`ReadColumn`: the Arrow type users see, the Arrow type
-COPY's CSV text is parsed as, the SELECT expression that produces that text, and the vectorised
-post-processing step (if any) that turns the parsed column into the final one. Writing, each
-Arrow field maps to the PostgreSQL type a new column is created with, and an existing column's
-type is checked for compatibility.
+COPY's CSV text is parsed as, and the vectorised post-processing step (if any) that turns the
+parsed column into the final one. Most types, timestamptz included, parse straight into their
+final type. Writing, each Arrow field maps to the PostgreSQL type a new column is created with,
+and an existing column's type is checked for compatibility.
 
 A type without an exact mapping is an error that names the column; nothing is silently turned
 into text.
@@ -71,9 +71,9 @@ class ReadColumn:
     pg_type: str
     arrow_type: pa.DataType
     wire_type: pa.DataType
-    #: ``plain``; ``utc`` (timestamptz read in UTC); ``cast`` (text cast to the final type);
-    #: ``bytea`` (hex text); ``json_list`` (arrays as JSON text); ``json_text_list`` (arrays as
-    #: JSON arrays of text, cast to the element type).
+    #: ``plain`` (Arrow's CSV reader parses the final type); ``cast`` (text cast to the final
+    #: type); ``bytea`` (hex text); ``json_list`` (arrays as JSON text); ``json_text_list`` (arrays
+    #: as JSON arrays of text, cast to the element type).
     kind: str = "plain"
     metadata: dict[bytes, bytes] = field(default_factory=dict)
 
@@ -129,7 +129,10 @@ def read_column(name: str, pg: PgType, typmod: int, catalog: dict[int, PgType]) 
             return ReadColumn(name, display, arrow, pa.string(), kind="cast")
         return ReadColumn(name, display, arrow, arrow)
     if pg.name == "timestamptz":
-        return ReadColumn(name, display, pa.timestamp("us", tz="UTC"), pa.timestamp("us"), kind="utc")
+        # The session's TimeZone is UTC, so COPY prints ``2024-01-01 12:00:00.123456+00``, which
+        # Arrow's CSV reader parses straight into the final type (no SQL rewrite, no cast).
+        utc = pa.timestamp("us", tz="UTC")
+        return ReadColumn(name, display, utc, utc)
     if pg.name == "bytea":
         return ReadColumn(name, display, pa.binary(), pa.string(), kind="bytea")
     arrow = _SCALARS.get(pg.name)
