@@ -184,9 +184,113 @@ def test_a_value_the_target_column_cannot_hold_names_the_column(pg, connector, t
     destination = connector(role="destination", table=table_name)
     destination.begin(data.schema, "append", State())
     with pytest.raises(ConnectorError, match="numeric field overflow.*column amount"):
+        # The COPY streams: the server's verdict on the last batch arrives by commit at the latest.
         destination.write_batch(Batch.from_arrow(data), State())
+        destination.commit(State())
     destination.abort()
     assert _rows(pg, f"SELECT count(*) FROM {table_name}") == [(0,)]
+
+
+def _numbered(start: int, count: int, amount: float = 1.5) -> pa.RecordBatch:
+    ids = pa.array(range(start, start + count), pa.int64())
+    return pa.record_batch([ids, pa.array([amount] * count, pa.float64())], names=["id", "amount"])
+
+
+def test_a_value_rejected_mid_run_fails_the_run_early_and_leaves_the_target_unchanged(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint, amount numeric(4, 2))")
+        cur.execute(f"INSERT INTO {table_name} VALUES (0, 1)")
+    destination = connector(role="destination", table=table_name)
+    destination.begin(_numbered(1, 1).schema, "append", State())
+    destination.write_batch(Batch.from_arrow(_numbered(1, 5000)), State())
+    destination.write_batch(Batch.from_arrow(_numbered(5001, 1, amount=12345.0)), State())
+    # One COPY carries the run: the bad row is line 5001 of it. The server's error ends the
+    # stream, so a later write_batch fails, long before the 40 MB that follow have been sent.
+    with pytest.raises(ConnectorError, match=r"copying rows.*numeric field overflow.*line 5001, column amount"):
+        for start in range(10_000, 2_010_000, 10_000):
+            destination.write_batch(Batch.from_arrow(_numbered(start, 10_000)), State())
+    destination.abort()
+    assert _rows(pg, f"SELECT id, amount FROM {table_name}") == [(0, 1)]
+    destination.begin(_numbered(1, 1).schema, "append", State())  # the connection is usable again
+    destination.write_batch(Batch.from_arrow(_numbered(1, 2)), State())
+    destination.commit(State())
+    assert _rows(pg, f"SELECT count(*) FROM {table_name}") == [(3,)]
+
+
+def test_batches_with_another_column_list_continue_in_a_new_copy(pg, connector, table_name):
+    full = pa.schema([("id", pa.int64()), ("name", pa.string()), ("score", pa.float64())])
+    destination = connector(role="destination", table=table_name)
+    destination.begin(full, "append", State())
+    for batch in (
+        pa.record_batch([pa.array([1, 2], pa.int64()), pa.array(["a", "b"])], names=["id", "name"]),
+        pa.record_batch([pa.array([0.5]), pa.array([3], pa.int64()), pa.array(["c"])], names=["score", "id", "name"]),
+        pa.record_batch([pa.array([4], pa.int64()), pa.array(["d"])], names=["id", "name"]),
+    ):
+        destination.write_batch(Batch.from_arrow(batch), State())
+    destination.commit(State())
+    assert _rows(pg, f"SELECT id, name, score FROM {table_name} ORDER BY id") == [
+        (1, "a", None), (2, "b", None), (3, "c", 0.5), (4, "d", None),
+    ]
+
+
+def test_notices_from_the_server_mid_copy_lose_no_rows(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint, amount float8)")
+        cur.execute(
+            f"CREATE FUNCTION {table_name}_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.id % 1000 = 0 THEN RAISE NOTICE 'row %', NEW.id; END IF; RETURN NEW; END $$"
+        )
+        cur.execute(f"CREATE TRIGGER note BEFORE INSERT ON {table_name} FOR EACH ROW EXECUTE FUNCTION {table_name}_note()")
+    destination = connector(role="destination", table=table_name)
+    destination.begin(_numbered(1, 1).schema, "append", State())
+    for start in range(1, 20_001, 500):
+        destination.write_batch(Batch.from_arrow(_numbered(start, 500)), State())
+    destination.commit(State())
+    assert _rows(pg, f"SELECT count(*), count(DISTINCT id), sum(id) FROM {table_name}") == [(20000, 20000, 200010000)]
+
+
+def test_merge_stages_every_batch_through_the_stream_in_order(pg, connector, table_name):
+    destination = connector(role="destination", table=table_name, merge_keys=["id"])
+    destination.begin(_numbered(1, 1).schema, "merge", State())
+    for amount in (1.0, 2.0, 3.0):
+        destination.write_batch(Batch.from_arrow(_numbered(1, 3000, amount=amount)), State())
+    destination.commit(State())
+    assert _rows(pg, f"SELECT count(*), min(amount), max(amount) FROM {table_name}") == [(3000, 3.0, 3.0)]
+
+
+def _wait_until_waiting_on_a_lock(pg, pid: int) -> None:
+    with pg.cursor() as cur:
+        for _ in range(500):
+            cur.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if cur.fetchone()[0]:
+                return
+            cur.execute("SELECT pg_sleep(0.01)")
+    raise AssertionError("the COPY never waited on the lock")
+
+
+def test_abort_while_the_server_is_stuck_mid_copy_does_not_hang(pg, pg_params, connector, table_name, monkeypatch):
+    from dataloader_postgres import copy_in
+
+    monkeypatch.setattr(copy_in, "_CANCEL_AFTER", 0.2)
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint PRIMARY KEY, amount float8)")
+    blocker = psycopg2.connect(**pg_params)
+    try:
+        with blocker.cursor() as cur:  # an uncommitted row with the same key: the COPY waits on it
+            cur.execute(f"INSERT INTO {table_name} VALUES (1, 0)")
+        destination = connector(role="destination", table=table_name)
+        destination.begin(_numbered(1, 1).schema, "append", State())
+        # More rows than COPY buffers before inserting, so the server does reach the waiting key.
+        destination.write_batch(Batch.from_arrow(_numbered(1, 5000)), State())
+        _wait_until_waiting_on_a_lock(pg, destination.conn.get_backend_pid())
+        destination.abort()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert _rows(pg, f"SELECT count(*) FROM {table_name}") == [(0,)]
+    with destination.conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
 
 
 def test_a_merge_key_missing_from_the_data_is_named(connector, table_name):

@@ -43,7 +43,9 @@ class PostgresConnector(BaseConnector):
             self._conn = connect(self.config)
 
     def close(self) -> None:
-        conn, self._conn, self._write = self._conn, None, None
+        if not self._stop_writing():
+            return
+        conn, self._conn = self._conn, None
         if conn is not None:
             try:
                 conn.close()
@@ -342,6 +344,7 @@ class PostgresConnector(BaseConnector):
                 "write_mode merge needs merge_keys (the columns that identify a row), e.g. merge_keys: [id]"
             )
         target_schema, table = self.config.qualified_table()
+        self._stop_writing()  # a write begun and never committed or aborted
         try:
             self.conn.rollback()
             self._write = writer.StagedWrite(self.conn, target_schema, table, mode, self.config.merge_keys)
@@ -364,18 +367,37 @@ class PostgresConnector(BaseConnector):
     def commit(self, state: State) -> None:
         if self._write is None:
             raise ConnectorError("commit called before begin()")
+        write = self._write
         try:
-            self._write.publish(self.context.recipe_name, self.context.run_id, state.to_dict())
-            self.conn.commit()
-        except self._psycopg2.Error as exc:
-            self._rollback()
-            raise self._fail(exc, f"committing to {self._write.label}") from exc
+            try:
+                write.end_copy()
+            except self._psycopg2.Error as exc:
+                self._rollback()
+                raise self._fail(exc, f"copying rows into the staging table for {write.label}") from exc
+            try:
+                write.publish(self.context.recipe_name, self.context.run_id, state.to_dict())
+                self.conn.commit()
+            except self._psycopg2.Error as exc:
+                self._rollback()
+                raise self._fail(exc, f"committing to {write.label}") from exc
         finally:
             self._write = None
 
     def abort(self) -> None:
-        self._write = None
-        self._rollback()
+        if self._stop_writing():
+            self._rollback()
+
+    def _stop_writing(self) -> bool:
+        """Abort the write's running COPY, if any. True when the connection may be used again.
+
+        A COPY thread that would not stop still owns the connection: it is dropped unclosed (the
+        thread keeps it alive, its transaction never commits) and the next use opens a new one.
+        """
+        write, self._write = self._write, None
+        if write is None or write.stop_copy():
+            return True
+        self._conn = None
+        return False
 
     def _rollback(self) -> None:
         if self._conn is None:

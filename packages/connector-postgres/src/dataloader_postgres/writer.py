@@ -3,11 +3,13 @@
 ``begin`` opens the transaction, checks the incoming schema against the target (refusing an
 incompatible type change before any data moves) and creates ``_dataloader_stage`` as a TEMP
 table dropped at commit. Every ``write_batch`` turns the Arrow batch into CSV with Arrow's writer
-and streams it with ``COPY ... FROM STDIN``. ``commit`` creates the schema and table when
-missing, adds new columns as nullable, moves the staged rows by mode, records the run in
-``public._dataloader_state`` and commits: readers see the table before or after, never between.
-A failure, ``abort`` or a killed process rolls everything back; the TEMP table dies with the
-session.
+and hands it to one ``COPY ... FROM STDIN`` that runs for the whole run on a helper thread
+(:mod:`dataloader_postgres.copy_in`), so encoding a batch overlaps the server ingesting the one
+before; a batch with another column list ends that COPY and starts the next. ``commit`` ends the
+COPY, creates the schema and table when missing, adds new columns as nullable, moves the staged
+rows by mode, records the run in ``public._dataloader_state`` and commits: readers see the table
+before or after, never between. A failure, ``abort`` or a killed process rolls everything back;
+the TEMP table dies with the session.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pyarrow.csv as pa_csv
 from dataloader.errors import ConnectorError
 
 from dataloader_postgres import encoding
+from dataloader_postgres.copy_in import CopyInStream
 from dataloader_postgres.types import check_compatible, pg_type_for, storage_type
 
 STAGE = "_dataloader_stage"
@@ -115,6 +118,8 @@ class StagedWrite:
         self.rows_staged = 0
         #: append/overwrite COPY straight into the target inside the run's transaction.
         self.direct = mode in ("append", "overwrite")
+        #: The running COPY; while it runs, nothing else may use ``conn``.
+        self._copy: CopyInStream | None = None
 
     # -- begin -----------------------------------------------------------------------------
     def begin(self, arrow_schema: pa.Schema | None) -> None:
@@ -166,8 +171,7 @@ class StagedWrite:
 
     # -- write -----------------------------------------------------------------------------
     def write(self, batch: pa.RecordBatch) -> None:
-        from psycopg2 import sql
-
+        """Encode ``batch`` as CSV and queue it for the running COPY (raises the COPY's error)."""
         if batch.num_rows == 0:
             return
         if self.arrow_schema is None:
@@ -189,18 +193,45 @@ class StagedWrite:
         ready = copy_ready(batch)
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(ready, sink, pa_csv.WriteOptions(include_header=False, batch_size=max(1024, batch.num_rows)))
-        payload = pa.BufferReader(sink.getvalue())
+        payload = sink.getvalue().to_pybytes()  # psycopg2 sends only bytes
+        columns = tuple(batch.schema.names)
+        if self._copy is not None and self._copy.columns != columns:
+            self.end_copy()
+        if self._copy is None:
+            self._copy = CopyInStream(self.conn, self._copy_statement(columns), columns)
+        self._copy.send(payload)
+        self.rows_staged += batch.num_rows
+
+    def _copy_statement(self, columns: tuple[str, ...]) -> str:
+        from psycopg2 import sql
+
+        # No FREEZE: PostgreSQL takes it only for a table created or truncated in this transaction
+        # (an overwrite DELETEs so readers keep the old rows), and frozen rows would show to
+        # snapshots taken before the commit.
         into = sql.Identifier(self.schema, self.table) if self.direct else sql.Identifier(STAGE)
         statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            into, sql.SQL(", ").join(sql.Identifier(n) for n in batch.schema.names)
+            into, sql.SQL(", ").join(sql.Identifier(n) for n in columns)
         )
-        with self.conn.cursor() as cur:
-            cur.copy_expert(statement, payload, size=1 << 20)
-        self.rows_staged += batch.num_rows
+        return statement.as_string(self.conn)
+
+    def end_copy(self) -> None:
+        """Finish the running COPY, if any: the connection is free again afterwards.
+
+        Raises the driver's error when the server rejected the data.
+        """
+        copy, self._copy = self._copy, None
+        if copy is not None:
+            copy.finish()
+
+    def stop_copy(self) -> bool:
+        """Abort the running COPY, if any. True when the connection is free again."""
+        copy, self._copy = self._copy, None
+        return copy.abort() if copy is not None else True
 
     # -- commit ----------------------------------------------------------------------------
     def publish(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
         """Everything ``commit`` does before the COMMIT itself (the caller commits)."""
+        self.end_copy()
         with self.conn.cursor() as cur:
             if self.arrow_schema is not None:
                 if not self.direct:  # direct writes went into the target already
