@@ -87,11 +87,11 @@ def test_incompatible_type_change_is_refused_naming_the_column_and_nothing_is_wr
     assert _rows(pg, f"SELECT id, amount FROM {table_name}") == [(1, 10)]
 
 
-def test_overwrite_readers_see_old_rows_until_commit_then_only_new_rows(pg, connector, table_name):
+def test_overwrite_by_delete_readers_see_old_rows_until_commit_then_only_new_rows(pg, connector, table_name):
     with pg.cursor() as cur:
         cur.execute(f"CREATE TABLE {table_name} (id bigint, name text)")
         cur.execute(f"INSERT INTO {table_name} VALUES (1, 'old'), (2, 'old')")
-    destination = connector(role="destination", table=table_name)
+    destination = connector(role="destination", table=table_name, overwrite_method="delete")
     seen_during_commit: list[Any] = []
 
     class CommitSpy:
@@ -297,3 +297,66 @@ def test_a_merge_key_missing_from_the_data_is_named(connector, table_name):
     destination = connector(role="destination", table=table_name, merge_keys=["customer_id"])
     with pytest.raises(ConnectorError, match="merge key 'customer_id' is not a column"):
         destination.begin(_people([1], ["a"]).schema, "merge", State())
+
+
+def _reader_sees(pg, table_name: str) -> list[tuple] | str:
+    """What another session reads now, or 'waits' when it would block on the load's lock."""
+    reader = psycopg2.connect(**pg.get_dsn_parameters())
+    reader.autocommit = True
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SET lock_timeout = '200ms'")
+            try:
+                cur.execute(f"SELECT id, name FROM {table_name} ORDER BY id")
+            except psycopg2.errors.LockNotAvailable:
+                return "waits"
+            return cur.fetchall()
+    finally:
+        reader.close()
+
+
+def test_overwrite_truncates_readers_wait_and_never_see_a_partial_table(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint, name text)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, 'old'), (2, 'old')")
+    [(file_before,)] = _rows(pg, f"SELECT pg_relation_filenode('{table_name}')")
+    destination = connector(role="destination", table=table_name)
+    new = _people([3, 4, 5], ["new", "new", "new"])
+    destination.begin(new.schema, "overwrite", State())
+    for batch in new.to_batches(max_chunksize=1):
+        destination.write_batch(Batch.from_arrow(batch), State())
+    assert _reader_sees(pg, table_name) == "waits"
+    destination.commit(State())
+    assert _reader_sees(pg, table_name) == [(3, "new"), (4, "new"), (5, "new")]
+    # TRUNCATE gave the table a new, empty file: no dead rows left behind for VACUUM.
+    assert _rows(pg, f"SELECT pg_relation_filenode('{table_name}')") != [(file_before,)]
+
+
+def test_aborted_truncating_overwrite_keeps_the_old_rows(pg, connector, table_name):
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint, name text)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, 'old'), (2, 'old')")
+    destination = connector(role="destination", table=table_name)
+    new = _people([3], ["new"])
+    destination.begin(new.schema, "overwrite", State())
+    destination.write_batch(Batch.from_arrow(new.to_batches()[0]), State())
+    destination.abort()
+    assert _reader_sees(pg, table_name) == [(1, "old"), (2, "old")]
+
+
+def test_overwrite_of_a_table_referenced_by_a_foreign_key_deletes_instead(pg, connector, table_name):
+    """TRUNCATE would fail on a referenced table; the overwrite falls back to DELETE."""
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table_name} (id bigint PRIMARY KEY, name text)")
+        cur.execute(f"INSERT INTO {table_name} VALUES (1, 'old')")
+        cur.execute(f"CREATE TABLE {table_name}_child (parent bigint REFERENCES {table_name} (id))")
+    try:
+        destination = connector(role="destination", table=table_name)
+        new = _people([3, 4], ["new", "new"])
+        destination.begin(new.schema, "overwrite", State())
+        destination.write_batch(Batch.from_arrow(new.to_batches()[0]), State())
+        destination.commit(State())
+        assert _rows(pg, f"SELECT id, name FROM {table_name} ORDER BY id") == [(3, "new"), (4, "new")]
+    finally:
+        with pg.cursor() as cur:
+            cur.execute(f"DROP TABLE {table_name}_child")

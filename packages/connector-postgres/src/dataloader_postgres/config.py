@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from dataloader.config import ConfigModel, ConnectorConfig
 from pydantic import Field, field_validator, model_validator
 
@@ -44,6 +46,10 @@ class PostgresConfig(ConnectorConfig):
     table: str | None = None
     query: str | None = None
     partition: PartitionConfig | None = None
+    #: How ``write_mode: overwrite`` empties the table inside the run's transaction: ``truncate``
+    #: (other sessions wait for the table until COMMIT) or ``delete`` (they keep reading the old
+    #: rows until COMMIT; slower, and leaves dead rows for VACUUM).
+    overwrite_method: Literal["truncate", "delete"] = "truncate"
 
     @field_validator("query")
     @classmethod

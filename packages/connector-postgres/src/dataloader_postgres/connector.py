@@ -347,7 +347,9 @@ class PostgresConnector(BaseConnector):
         self._stop_writing()  # a write begun and never committed or aborted
         try:
             self.conn.rollback()
-            self._write = writer.StagedWrite(self.conn, target_schema, table, mode, self.config.merge_keys)
+            self._write = writer.StagedWrite(
+                self.conn, target_schema, table, mode, self.config.merge_keys, self.config.overwrite_method
+            )
             self._write.begin(schema)
         except self._psycopg2.Error as exc:
             self._rollback()
