@@ -233,6 +233,32 @@ def test_batches_with_another_column_list_continue_in_a_new_copy(pg, connector, 
     ]
 
 
+def test_a_batch_of_several_pieces_is_copied_piece_by_piece_in_order(pg, connector, table_name):
+    """The engine hands over small source batches joined without a copy: every piece arrives once."""
+    pieces = [
+        pa.record_batch({"id": pa.array([1, 2], pa.int64()), "name": ["a", None], "at": pa.array([0, 1], pa.timestamp("us", tz="UTC"))}),
+        pa.record_batch({"id": pa.array([3], pa.int64()), "name": ['quote " and, comma'], "at": pa.array([2], pa.timestamp("us", tz="UTC"))}),
+        pa.record_batch({"id": pa.array([4, 5], pa.int64()), "name": ["", "e"], "at": pa.array([None, 4], pa.timestamp("us", tz="UTC"))}),
+    ]
+    batch = Batch.from_arrow(pa.Table.from_batches(pieces))
+    assert len(batch.to_arrow_chunks()) == 3
+    destination = connector(role="destination", table=table_name, merge_keys=["id"])
+    destination.begin(pieces[0].schema, "merge", State())
+    destination.write_batch(batch, State())
+    destination.commit(State())
+    rows = _rows(pg, f"SELECT id, name, extract(epoch FROM at)::float8 * 1e6 FROM {table_name} ORDER BY id")
+    assert rows == [(1, "a", 0.0), (2, None, 1.0), (3, 'quote " and, comma', 2.0), (4, "", None), (5, "e", 4.0)]
+
+
+def test_a_null_merge_key_in_any_piece_of_a_batch_is_refused(connector, table_name):
+    pieces = [pa.record_batch({"id": pa.array([1], pa.int64())}), pa.record_batch({"id": pa.array([None], pa.int64())})]
+    destination = connector(role="destination", table=table_name, merge_keys=["id"])
+    destination.begin(pieces[0].schema, "merge", State())
+    with pytest.raises(ConnectorError, match="merge key column 'id' is NULL"):
+        destination.write_batch(Batch.from_arrow(pa.Table.from_batches(pieces)), State())
+    destination.abort()
+
+
 def test_notices_from_the_server_mid_copy_lose_no_rows(pg, connector, table_name):
     with pg.cursor() as cur:
         cur.execute(f"CREATE TABLE {table_name} (id bigint, amount float8)")

@@ -160,6 +160,30 @@ def test_rechunk_joins_small_batches_and_slices_big_ones():
     assert [b.row_count for b in rechunk(iter(big), 4)] == [4, 4, 2]
 
 
+def test_rechunk_joins_small_batches_without_copying_them():
+    pieces = [pa.record_batch({"x": list(range(i * 3, i * 3 + 3)), "s": [f"v{i}"] * 3}) for i in range(4)]
+    joined = list(rechunk(iter(Batch.from_arrow(p, {"file": "a.csv"}) for p in pieces), 12))
+    assert len(joined) == 1 and joined[0].row_count == 12 and joined[0].metadata == {"file": "a.csv"}
+    chunks = joined[0].to_arrow_chunks()
+    assert len(chunks) == 4
+    # The same buffers as the source's batches: nothing was copied on the way.
+    assert [c.column("x").buffers()[1].address for c in chunks] == [p.column("x").buffers()[1].address for p in pieces]
+    one = joined[0].to_arrow()  # a caller that wants one record batch gets the pieces joined, once
+    assert isinstance(one, pa.RecordBatch) and one.column("x").to_pylist() == list(range(12))
+    assert joined[0].to_arrow() is one and joined[0].to_arrow_chunks() == [one]
+
+
+def test_a_batch_of_several_pieces_answers_without_joining_them():
+    table = pa.Table.from_batches([pa.record_batch({"x": [1, 2]}), pa.record_batch({"x": [3]})])
+    batch = Batch.from_arrow(table, {"k": 1})
+    assert batch.row_count == len(batch) == 3 and batch.columns == ["x"] and batch.schema == table.schema
+    assert [c.num_rows for c in batch.to_arrow_chunks()] == [2, 1]
+    assert batch.rows == [[1], [2], [3]]
+    assert batch.to_arrow().column("x").to_pylist() == [1, 2, 3]
+    empty = Batch.from_arrow(pa.Table.from_batches([], schema=table.schema))
+    assert empty.row_count == 0 and isinstance(empty.to_arrow(), pa.RecordBatch)
+
+
 def test_reader_stays_a_bounded_number_of_batches_ahead(backend):
     """The queue bounds memory: however long the source, the reader never runs far ahead."""
     run(recipe(source={"type": "probe", "batches": 200, "rows": 1}, destination={"type": "probe"}, runtime={"batch_size": 1, "queue_size": 2}), backend)

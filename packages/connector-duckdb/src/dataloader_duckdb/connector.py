@@ -255,6 +255,9 @@ class DuckDBConnector(BaseConnector):
         if self._load is None:
             raise ConnectorError("write_batch called before begin", table=str(self.table))
         with driver.translating(f"stage rows for {self._describe()}", table=str(self.table)):
+            # One record batch even when the engine joined the source's small batches without copying:
+            # DuckDB's parallel insert hands out whole batches to its threads, and 2M rows in CSV
+            # blocks of ~5k rows went in ~0.1 s slower than the same rows in batches of 100k.
             self._load.write(batch.to_arrow())
 
     def commit(self, state: State) -> None:

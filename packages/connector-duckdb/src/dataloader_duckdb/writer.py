@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from dataloader.errors import ConnectorError
 
 from dataloader_duckdb.names import TableName, quote_ident
@@ -166,6 +165,8 @@ class StagedLoad:
             return data if data is not None else schema
         if data is None:
             return schema.append(pa.field(SEQ_COLUMN, pa.int64()))
+        import pyarrow.compute as pc  # here, not at the top: a plain load never needs it (~50 ms to import)
+
         ones = pa.repeat(pa.scalar(1, pa.int64()), data.num_rows)
         seq = pc.add(pc.cumulative_sum(ones), pa.scalar(self.rows, pa.int64()))
         return data.append_column(SEQ_COLUMN, seq)

@@ -362,7 +362,7 @@ class PostgresConnector(BaseConnector):
         if self._write is None:
             raise ConnectorError("write_batch called before begin()")
         try:
-            self._write.write(batch.to_arrow())
+            self._write.write(batch.to_arrow_chunks())  # encoded piece by piece: the pieces are never joined
         except self._psycopg2.Error as exc:
             raise self._fail(exc, f"copying rows into the staging table for {self._write.label}") from exc
 

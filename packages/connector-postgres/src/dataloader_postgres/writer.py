@@ -182,10 +182,17 @@ class StagedWrite:
                 self.column_types[arrow_field.name] = pg_type_for(arrow_field)
 
     # -- write -----------------------------------------------------------------------------
-    def write(self, batch: pa.RecordBatch) -> None:
-        """Encode ``batch`` as CSV and queue it for the running COPY (raises the COPY's error)."""
-        if batch.num_rows == 0:
+    def write(self, batch: pa.RecordBatch | list[pa.RecordBatch]) -> None:
+        """Encode the rows as CSV and queue them for the running COPY (raises the COPY's error).
+
+        ``batch`` may be one record batch or several of one schema (a batch's pieces, which are
+        encoded one after another into one payload instead of being joined first).
+        """
+        parts = [part for part in (batch if isinstance(batch, list) else [batch]) if part.num_rows]
+        if not parts:
             return
+        batch = parts[0]
+        rows = sum(part.num_rows for part in parts)
         if self.arrow_schema is None:
             raise ConnectorError(f"write_batch called for {self.label} after begin() was given no schema")
         unknown = [name for name in batch.schema.names if name not in self.column_types]
@@ -196,15 +203,16 @@ class StagedWrite:
             )
         if self.mode == "merge":
             for key in self.merge_keys:
-                if batch.column(key).null_count:
+                if any(part.column(key).null_count for part in parts):
                     raise ConnectorError(
                         f"merge key column {key!r} is NULL in a row written to {self.label}; "
                         "merge needs every key present",
                         column=key,
                     )
-        ready = copy_ready(batch)
+        ready = [copy_ready(part) for part in parts]
+        table = pa.Table.from_batches(ready) if len(ready) > 1 else ready[0]
         sink = pa.BufferOutputStream()
-        pa_csv.write_csv(ready, sink, pa_csv.WriteOptions(include_header=False, batch_size=max(1024, batch.num_rows)))
+        pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, batch_size=max(1024, rows)))
         payload = sink.getvalue().to_pybytes()  # psycopg2 sends only bytes
         columns = tuple(batch.schema.names)
         if self._copy is not None and self._copy.columns != columns:
@@ -212,7 +220,7 @@ class StagedWrite:
         if self._copy is None:
             self._copy = CopyInStream(self.conn, self._copy_statement(columns), columns)
         self._copy.send(payload)
-        self.rows_staged += batch.num_rows
+        self.rows_staged += rows
 
     def _copy_statement(self, columns: tuple[str, ...]) -> str:
         from psycopg2 import sql

@@ -14,16 +14,30 @@ import pyarrow as pa
 
 
 class Batch:
-    """An Arrow record batch with metadata (source file, row offset, ...)."""
+    """An Arrow record batch with metadata (source file, row offset, ...).
 
-    __slots__ = ("_data", "metadata")
+    A batch may hold its rows as several record batches of one schema (the engine joins a source's
+    small batches into one of ``runtime.batch_size`` rows without copying them). ``to_arrow`` joins
+    them into one record batch on first use; a writer that can take the pieces one after another
+    uses ``to_arrow_chunks`` and never pays for that copy.
+    """
 
-    def __init__(self, data: pa.RecordBatch, metadata: dict[str, Any] | None = None) -> None:
+    __slots__ = ("_data", "_chunks", "metadata")
+
+    def __init__(self, data: pa.RecordBatch | pa.Table, metadata: dict[str, Any] | None = None) -> None:
+        self._data: pa.RecordBatch | None = None
+        self._chunks: pa.Table | None = None
         if isinstance(data, pa.Table):
-            data = data.combine_chunks().to_batches()[0] if data.num_rows else _empty_batch(data.schema)
-        if not isinstance(data, pa.RecordBatch):
+            if data.num_rows == 0:
+                data = _empty_batch(data.schema)
+            elif len(data.to_batches()) == 1:
+                data = data.to_batches()[0]
+            else:
+                self._chunks = data
+        elif not isinstance(data, pa.RecordBatch):
             raise TypeError(f"Batch needs a pyarrow.RecordBatch, got {type(data).__name__}")
-        self._data = data
+        if self._chunks is None:
+            self._data = data
         self.metadata: dict[str, Any] = dict(metadata or {})
 
     @classmethod
@@ -55,26 +69,42 @@ class Batch:
         return cls(record_batch, metadata)
 
     def to_arrow(self) -> pa.RecordBatch:
+        """The rows as one record batch (joining the pieces, once, when there are several)."""
+        if self._data is None:
+            assert self._chunks is not None
+            self._data = self._chunks.combine_chunks().to_batches(max_chunksize=None)[0]
+            self._chunks = None
         return self._data
+
+    def to_arrow_chunks(self) -> list[pa.RecordBatch]:
+        """The rows as record batches of one schema, in order, without copying them."""
+        if self._chunks is not None:
+            return self._chunks.to_batches()
+        assert self._data is not None
+        return [self._data]
+
+    @property
+    def _arrow(self) -> pa.RecordBatch | pa.Table:
+        return self._data if self._data is not None else self._chunks  # type: ignore[return-value]
 
     @property
     def schema(self) -> pa.Schema:
-        return self._data.schema
+        return self._arrow.schema
 
     @property
     def columns(self) -> list[str]:
-        return list(self._data.schema.names)
+        return list(self._arrow.schema.names)
 
     @property
     def rows(self) -> list[list[Any]]:
-        return [list(row.values()) for row in self._data.to_pylist()]
+        return [list(row.values()) for row in self._arrow.to_pylist()]
 
     @property
     def row_count(self) -> int:
-        return self._data.num_rows
+        return self._arrow.num_rows
 
     def __len__(self) -> int:
-        return self._data.num_rows
+        return self._arrow.num_rows
 
     def replace(self, data: pa.RecordBatch) -> Batch:
         """A new batch with other data and the same metadata."""

@@ -16,20 +16,13 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich loads only for the live display: pipes, CI and JSON never pay for it
+    from rich.console import Console
+    from rich.progress import TaskID
 
 RESULT_FIELDS = ("status", "rows_read", "rows_written", "rows_failed", "duration_s", "run_id", "error")
 
@@ -135,22 +128,32 @@ class PlainReporter:
         pass
 
 
-class RowsPerSecond(ProgressColumn):
-    def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s")
+def _rows_per_second() -> Any:
+    """A rich progress column showing rows/s."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RowsPerSecond(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s")
+
+    return RowsPerSecond()
 
 
 class LiveReporter:
     """A rich progress display with one line per running recipe."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         self._lock = threading.Lock()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.completed:,.0f} rows"),
-            RowsPerSecond(),
+            _rows_per_second(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console or Console(stderr=True),

@@ -520,19 +520,21 @@ class _Run:
                 every = self.recipe.runtime.checkpoint_every
                 since_checkpoint = 0
                 for batch in self._batches(source, pending):
-                    data = batch.to_arrow()
                     if skip:
                         # Resuming: these source rows were committed by an earlier checkpoint.
+                        data = batch.to_arrow()
                         head, data = data.slice(0, skip), data.slice(skip)
                         skip -= head.num_rows
                         if tracker is not None:
                             tracker.observe(tracker.filter(head))
                         if data.num_rows == 0:
                             continue
+                        batch = batch.replace(data)
                     if tracker is not None:
-                        data = tracker.filter(data)
+                        data = tracker.filter(batch.to_arrow())
                         tracker.observe(data)
-                    batch = self._transform(the_plan, batch.replace(data))
+                        batch = batch.replace(data)
+                    batch = self._transform(the_plan, batch)
                     if batch is None or batch.row_count == 0:
                         continue
                     if not began:
@@ -745,7 +747,7 @@ def _read_in_thread(source: Any, state: State, queue_size: int) -> Iterator[Batc
 
 
 def rechunk(batches: Iterator[Batch], size: int) -> Iterator[Batch]:
-    """Re-cut batches to ``size`` rows: big ones are sliced (zero-copy), small ones are joined.
+    """Re-cut batches to ``size`` rows: big ones are sliced, small ones are joined, all without copying.
 
     Batches join only while they share a schema and metadata (rows of one file stay together so a
     row number can name its file).
@@ -758,30 +760,28 @@ def rechunk(batches: Iterator[Batch], size: int) -> Iterator[Batch]:
         nonlocal pending, pending_rows
         if not pending:
             return
-        if len(pending) == 1:
-            joined = pending[0]
-        else:
-            joined = pa.Table.from_batches(pending).combine_chunks().to_batches(max_chunksize=None)[0]
+        # Several pieces stay pieces (no copy): Batch joins them only if someone asks for one record batch.
+        joined = pending[0] if len(pending) == 1 else pa.Table.from_batches(pending)
         pending, pending_rows = [], 0
         yield Batch(joined, dict(pending_meta))
 
     for batch in batches:
-        data = batch.to_arrow()
-        if data.num_rows == 0:
+        if batch.row_count == 0:
             continue
-        if pending and (data.schema != pending[0].schema or _identity(batch.metadata) != _identity(pending_meta)):
+        if pending and (batch.schema != pending[0].schema or _identity(batch.metadata) != _identity(pending_meta)):
             yield from flush()
-        if not pending:
-            pending_meta = dict(batch.metadata)
-            pending_meta.pop("row_offset", None)
-        start = 0
-        while start < data.num_rows:
-            take = min(size - pending_rows, data.num_rows - start)
-            pending.append(data.slice(start, take))
-            pending_rows += take
-            start += take
-            if pending_rows >= size:
-                yield from flush()
+        for data in batch.to_arrow_chunks():
+            if not pending:
+                pending_meta = dict(batch.metadata)
+                pending_meta.pop("row_offset", None)
+            start = 0
+            while start < data.num_rows:
+                take = min(size - pending_rows, data.num_rows - start)
+                pending.append(data.slice(start, take))
+                pending_rows += take
+                start += take
+                if pending_rows >= size:
+                    yield from flush()
     yield from flush()
 
 

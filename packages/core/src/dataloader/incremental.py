@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from dataloader._lazy import compute as pc
 from dataloader.errors import EngineError
 from dataloader.state import State
 

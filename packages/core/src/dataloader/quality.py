@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import ValidationError
 
+from dataloader._lazy import compute as pc
 from dataloader.batch import Batch
 from dataloader.config import ConfigModel
 from dataloader.errors import EngineError, RecipeError

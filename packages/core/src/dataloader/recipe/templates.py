@@ -14,9 +14,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
-
 from dataloader.errors import RecipeError
 
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
@@ -59,8 +56,7 @@ def render_tree(
             )
         return default
 
-    jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    jinja.globals.update(env_var=env_var, var=var)
+    jinja: Any = None  # made for the first template: a recipe without any never imports Jinja
 
     def render(value: Any, path: str, context: dict[str, Any]) -> Any:
         if isinstance(value, dict):
@@ -69,6 +65,11 @@ def render_tree(
             return [render(v, f"{path}.{i}", context) for i, v in enumerate(value)]
         if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
             return value
+        nonlocal jinja
+        from jinja2 import TemplateError, UndefinedError
+
+        if jinja is None:
+            jinja = _environment(env_var=env_var, var=var)
         used.clear()
         try:
             result = jinja.from_string(value).render(context)
@@ -87,6 +88,15 @@ def render_tree(
     context = {"recipe": {"name": name}}
     rendered = render(tree, "", context)
     return rendered, secrets
+
+
+def _environment(**functions: Callable[..., Any]) -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    jinja.globals.update(functions)
+    return jinja
 
 
 def _error(locate: Callable[[str], tuple[str, int | None]], path: str, message: str) -> RecipeError:

@@ -10,9 +10,9 @@ import re
 from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
+from dataloader._lazy import compute as pc
 from dataloader.batch import Batch
 from dataloader.config import ConfigModel
 from dataloader.errors import TransformError
