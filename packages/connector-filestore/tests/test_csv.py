@@ -221,3 +221,41 @@ def test_invalid_utf8_names_the_file_row_and_column(host, tmp_path) -> None:
     path.write_bytes(b"id,name\n1,ok\n2,caf\xe9\n")
     with pytest.raises(ConnectorError, match=r"invalid UTF-8 text in .*latin.csv, row 2, column 'name'.*options.encoding"):
         read_all(path, options={"encoding": "utf-8"})
+
+
+def _schema_and_read(path: Path, **section) -> tuple[pa.Schema | None, pa.Table]:
+    config = FilestoreConfig.model_validate({"type": "filestore", "path": str(path), "format": "csv", **section})
+    connector = FilestoreConnector(config)
+    connector.open()
+    try:
+        schema = connector.get_schema()
+    finally:
+        connector.close()
+    table, _ = read_all(path, **section)
+    return schema, table
+
+
+def test_the_preflight_schema_is_the_schema_the_read_gives(tmp_path: Path) -> None:
+    """get_schema parses only the first block, yet answers what the whole read will produce."""
+    assert _schema_and_read(CUSTOMERS_CSV)[0] == _schema_and_read(CUSTOMERS_CSV)[1].schema
+    path = tmp_path / "typed.csv.gz"
+    path.write_bytes(gzip.compress(b"id,when,amount,flag\n1,2024-01-02T03:04:05Z,1.5,true\n2,,,false\n"))
+    schema, table = _schema_and_read(path, options={"column_types": {"amount": "decimal(10,2)"}})
+    assert schema == table.schema
+    assert schema.field("amount").type == pa.decimal128(10, 2) and pa.types.is_timestamp(schema.field("when").type)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert _schema_and_read(empty)[0] is None
+
+
+def test_a_first_block_that_does_not_parse_still_fails_the_preflight_naming_the_row(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("id,name\n1,a\n2,b,extra\n")
+    config = FilestoreConfig.model_validate({"type": "filestore", "path": str(path), "format": "csv"})
+    connector = FilestoreConnector(config)
+    connector.open()
+    try:
+        with pytest.raises(ConnectorError, match="row 2"):
+            connector.get_schema()
+    finally:
+        connector.close()

@@ -84,7 +84,7 @@ class FilestoreConnector(BaseConnector):
         yield from reader.read(state, batch_size=self.context.batch_size, incremental=incremental)
 
     def get_schema(self) -> pa.Schema | None:
-        """The columns of the first file, from its first batch (for ``dataloader check``)."""
+        """The columns of the first file, as its first batch has them (for ``dataloader check``)."""
         from dataloader_filestore.source import FileReader
 
         if self.context.role != "source":
@@ -98,8 +98,7 @@ class FilestoreConnector(BaseConnector):
         files = reader.list_files()
         if not files:
             return None
-        first = next(iter(reader._read_file(files[0]["name"], 1000)), None)
-        return None if first is None else first.schema
+        return reader.schema_of(files[0]["name"])
 
     def estimate_total_records(self, state: State) -> int | None:
         """Known without reading data only for a dataset directory: its manifest counts the rows."""

@@ -110,6 +110,30 @@ class FileReader:
             if incremental:
                 marks[path] = mark
 
+    def schema_of(self, path: str) -> pa.Schema | None:
+        """The columns of ``path`` as its first batch has them.
+
+        A format with ``read_schema`` (CSV) answers from its first block, without reading further;
+        when it cannot, or for other formats, the first batch is read.
+        """
+        read_schema = getattr(self.fmt, "read_schema", None)
+        if read_schema is not None:
+            codec = detect(path, self.compression) if getattr(self.fmt, "compressible", True) else None
+            try:
+                with self.fs.open(path, "rb") as raw:
+                    stream = open_reader(raw, codec)
+                    try:
+                        schema = read_schema(stream, path=self.display(path))
+                    finally:
+                        if stream is not raw:
+                            stream.close()
+            except Exception:  # the batch read below reports it properly, naming the file
+                schema = None
+            if schema is not None:
+                return schema
+        first = next(iter(self._read_file(path, 1000)), None)
+        return None if first is None else first.schema
+
     def _read_file(self, path: str, batch_size: int) -> Iterator[Batch]:
         shown = self.display(path)
         codec = detect(path, self.compression) if getattr(self.fmt, "compressible", True) else None
