@@ -21,8 +21,17 @@ from conftest import Warehouse
 _SCRIPT = textwrap.dedent(
     """
     import gc, json, sys
+    import dataloader.engine
     from dataloader.cli import main
 
+    during = {}
+    real_run_recipe = dataloader.engine.run_recipe
+
+    def run_recipe(*args, **kwargs):  # what the collector looks like while rows move
+        during.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count())
+        return real_run_recipe(*args, **kwargs)
+
+    dataloader.engine.run_recipe = run_recipe
     try:
         main(["run", sys.argv[1]])
     except SystemExit as exc:
@@ -35,8 +44,8 @@ _SCRIPT = textwrap.dedent(
         "pool": pyarrow.default_memory_pool().backend_name,
         "code": code,
         "imported": [name for name in heavy if name in sys.modules],
-        "gc_enabled": gc.isenabled(),
-        "frozen": gc.get_freeze_count(),
+        "during": during,
+        "after": {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()},
     }))
     """
 )
@@ -73,8 +82,10 @@ destination: {{type: duckdb, database: {warehouse.target_db}, table: out, write_
     )
     assert warehouse.query("SELECT count(*), count(name) FROM out") == [(3, 2)]
     assert report["imported"] == []
-    # main() pauses the collector for start-up; run turns it back on, with start-up's objects frozen.
-    assert report["gc_enabled"] is True and report["frozen"] > 0
+    # main() pauses the collector for start-up; run turns it back on, with start-up's objects
+    # frozen, before rows move; afterwards the caller's process has its collector as it was.
+    assert report["during"]["enabled"] is True and report["during"]["frozen"] > 0
+    assert report["after"] == {"enabled": True, "frozen": 0}
 
 
 def test_templates_and_transforms_still_load_what_they_need(warehouse: Warehouse, tmp_path: Path) -> None:

@@ -536,11 +536,28 @@ def check(recipes: tuple[str, ...], vars: dict[str, str]) -> None:
         raise click.exceptions.Exit(1)
 
 
+_froze_startup = False
+
+
 def _collect_garbage_from_here() -> None:
     """Collect garbage again (``main`` paused it), leaving what start-up built out of every pass."""
+    global _froze_startup
     if not gc.isenabled():
         gc.freeze()
+        _froze_startup = True
         gc.enable()
+
+
+def _restore_collector(enabled: bool) -> None:
+    """Leave the collector as ``main`` found it (for a caller that runs ``main`` in its own process)."""
+    global _froze_startup
+    if _froze_startup:
+        gc.unfreeze()
+        _froze_startup = False
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
 
 
 def _use_jemalloc() -> None:
@@ -565,9 +582,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Start-up (plugins, config models, recipes) allocates thousands of objects that live as long
     # as the process; the collector would only walk them again and again. ``run`` turns it back
     # on, with them frozen, before it moves rows; the short commands never need it.
+    collecting = gc.isenabled()
     gc.disable()
     _use_jemalloc()
-    cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")
+    finally:
+        _restore_collector(collecting)
 
 
 __all__ = ["cli", "main", "mask_secrets", "state_backend_for"]
