@@ -259,3 +259,16 @@ def test_a_first_block_that_does_not_parse_still_fails_the_preflight_naming_the_
             connector.get_schema()
     finally:
         connector.close()
+
+
+def test_text_invalid_in_the_encoding_fails_the_preflight_naming_file_and_row(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"id,name\n1,ok\n2,caf\xe9\n")
+    config = FilestoreConfig.model_validate({"type": "filestore", "path": str(path), "format": "csv"})
+    connector = FilestoreConnector(config)
+    connector.open()
+    try:
+        with pytest.raises(ConnectorError, match=r"invalid UTF-8 text in .*latin\.csv, row 2"):
+            connector.get_schema()
+    finally:
+        connector.close()

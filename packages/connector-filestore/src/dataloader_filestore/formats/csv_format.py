@@ -142,7 +142,7 @@ class CsvFormat:
 
         ``read`` starts Arrow's read-ahead, which parses blocks the check never looks at (~40 ms on
         a big file, more over a network). None for an empty file, or when the first block does not
-        parse: ``read`` then reports the problem with its row.
+        parse or holds text invalid in the encoding: ``read`` then reports the problem with its row.
         """
         import pyarrow.csv as pacsv
 
@@ -153,11 +153,15 @@ class CsvFormat:
         read_options, parse_options, convert_options = self._arrow_options(encoding)
         read_options.use_threads = False
         try:
-            return pacsv.open_csv(
+            schema = pacsv.open_csv(
                 stream, read_options=read_options, parse_options=parse_options, convert_options=convert_options
             ).schema
         except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
             return None
+        wanted = self.options.arrow_column_types() or {}
+        if any(pa.types.is_binary(field.type) and field.name not in wanted for field in schema):
+            return None  # text that is not valid in the encoding: ``read`` names the row
+        return schema
 
     def _check_text(self, batch: pa.RecordBatch, path: str, rows_done: int) -> None:
         """pyarrow reads text that is not valid in the encoding as binary: say so, with the row."""
