@@ -578,17 +578,30 @@ def _use_jemalloc() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``dataloader`` script."""
-    # Start-up (plugins, config models, recipes) allocates thousands of objects that live as long
-    # as the process; the collector would only walk them again and again. ``run`` turns it back
-    # on, with them frozen, before it moves rows; the short commands never need it.
+    """Run the ``dataloader`` command in this process, then leave the collector as it was."""
     collecting = gc.isenabled()
-    gc.disable()
-    _use_jemalloc()
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")
+        _command(argv)
     finally:
         _restore_collector(collecting)
 
 
-__all__ = ["cli", "main", "mask_secrets", "state_backend_for"]
+def console_main() -> None:
+    """Entry point of the ``dataloader`` script.
+
+    The process ends with the command, so start-up's objects stay frozen: collecting them once
+    more at exit would add ~40 ms to every run.
+    """
+    _command(None)
+
+
+def _command(argv: Sequence[str] | None) -> None:
+    # Start-up (plugins, config models, recipes) allocates thousands of objects that live as long
+    # as the process; the collector would only walk them again and again. ``run`` turns it back
+    # on, with them frozen, before it moves rows; the short commands never need it.
+    gc.disable()
+    _use_jemalloc()
+    cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")
+
+
+__all__ = ["cli", "console_main", "main", "mask_secrets", "state_backend_for"]
