@@ -7,6 +7,7 @@ import time
 
 import pyarrow as pa
 import pytest
+from dataloader.batch import Batch
 from dataloader.errors import ConnectorError, TransientConnectorError
 from dataloader.state import State
 
@@ -45,16 +46,18 @@ def test_batches_keep_the_run_batch_size_and_row_order_across_parse_blocks(conne
 
 
 def test_rechunk_slices_blocks_without_copying_and_joins_only_across_blocks():
-    from dataloader_postgres.reader import rechunk
+    """The connector cuts parse blocks with the core's rechunk: slices, never copies."""
+    from dataloader.engine import rechunk
 
     schema = pa.schema([("n", pa.int64())])
     blocks = [pa.record_batch([pa.array(range(start, start + 7), pa.int64())], schema=schema) for start in (0, 7)]
-    out = list(rechunk(iter(blocks), schema, 3))
-    assert [b.num_rows for b in out] == [3, 3, 3, 3, 2]
-    assert [v for b in out for v in b.column(0).to_pylist()] == list(range(14))
+    out = [b.to_arrow_chunks() for b in rechunk(iter(Batch.from_arrow(b) for b in blocks), 3)]
+    assert [sum(c.num_rows for c in b) for b in out] == [3, 3, 3, 3, 2]
+    assert [v for b in out for c in b for v in c.column(0).to_pylist()] == list(range(14))
     data = blocks[0].column(0).buffers()[1].address
-    assert out[0].column(0).buffers()[1].address == data  # a slice of the block, not a copy
-    assert out[1].column(0).buffers()[1].address == data
+    assert out[0][0].column(0).buffers()[1].address == data  # a slice of the block, not a copy
+    assert out[1][0].column(0).buffers()[1].address == data
+    assert len(out[2]) == 2  # the batch across the two blocks holds a slice of each
 
 
 def test_cursor_reads_rows_at_or_after_the_committed_value(connector, numbers):

@@ -9,10 +9,8 @@ text Arrow cannot parse (bytea, arrays, numerics wider than decimal128) are rewr
 SELECT where needed and converted column-wise afterwards (``encoding``). A block whose columns all
 parse directly passes through without a copy.
 
-The parse blocks are cut into batches of exactly the run's ``batch_size`` rows: a batch inside a
-block is a zero-copy slice of it, only a batch that spans blocks is joined from its slices (one
-copy of its rows). Exact sizes matter downstream: the engine re-cuts batches to ``batch_size``
-itself, and a single short batch would make it join (copy) every batch after it.
+The connector cuts the parse blocks into batches of the run's ``batch_size`` rows with the core's
+``rechunk``, which slices and joins them without copying.
 
 Values never enter SQL as text: the cursor predicate and partition bounds are ``sql.Literal``s
 (COPY cannot take bind parameters) and every identifier is a ``sql.Identifier``.
@@ -194,40 +192,6 @@ def _parse_error(exc: pa.ArrowException, columns: list[ReadColumn], where: str) 
             pg_type=column.pg_type,
         )
     return ConnectorError(f"{where}: could not parse COPY output: {text}")
-
-
-def rechunk(batches: Iterator[pa.RecordBatch], schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of exactly ``batch_size`` rows (the last one may be shorter).
-
-    Zero-copy slices of the incoming batches; only a batch made of the end of one incoming batch
-    and the start of the next is joined, which copies at most ``batch_size`` rows.
-    """
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    for batch in batches:
-        offset = 0
-        if pending_rows:
-            offset = min(batch_size - pending_rows, batch.num_rows)
-            pending.append(batch.slice(0, offset))
-            pending_rows += offset
-            if pending_rows < batch_size:
-                continue
-            yield _join(pending, schema)
-            pending, pending_rows = [], 0
-        while batch.num_rows - offset >= batch_size:
-            yield batch.slice(offset, batch_size)
-            offset += batch_size
-        if offset < batch.num_rows:
-            pending, pending_rows = [batch.slice(offset)], batch.num_rows - offset
-    if pending_rows:
-        yield _join(pending, schema)
-
-
-def _join(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
-    batches = [batch for batch in batches if batch.num_rows]
-    if len(batches) == 1:
-        return batches[0]
-    return pa.Table.from_batches(batches, schema=schema).combine_chunks().to_batches()[0]
 
 
 def stream_copy(
