@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import queue
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 from dataloader.errors import ConnectorError
+from dataloader.handoff import END, Handoff
 
 from dataloader_duckdb.names import TableName, quote_ident
 from dataloader_duckdb.types import NULL_TYPE, is_null_type, reconcile
@@ -380,7 +379,7 @@ class MemoryLimit:
             con.close()
 
 
-class _InsertStream:
+class _InsertStream(Handoff):
     """One ``INSERT ... SELECT`` over a stream of Arrow batches, run by DuckDB on a helper thread.
 
     The caller ``put``s batches into a small bounded queue; DuckDB pulls them through a
@@ -391,79 +390,17 @@ class _InsertStream:
     """
 
     def __init__(self, schema: pa.Schema) -> None:
+        super().__init__(
+            STREAM_DEPTH, name="dataloader-duckdb-insert", ended_early="the DuckDB insert ended before its rows did"
+        )
         self.schema = schema
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=STREAM_DEPTH)
-        self.error: BaseException | None = None
-        self.thread: threading.Thread | None = None
 
     def reader(self, schema: pa.Schema) -> pa.RecordBatchReader:
         def batches() -> Iterator[pa.RecordBatch]:
-            while True:
-                item = self.queue.get()
-                if item is _END:
-                    return
-                if item is _CANCEL:
-                    raise _Cancelled("the load was aborted")
+            while (item := self.get()) is not END:  # a cancel raises here, and DuckDB fails the statement
                 yield item
 
         return pa.RecordBatchReader.from_batches(schema, batches())
-
-    def start(self, work: Callable[[], None]) -> None:
-        def run() -> None:
-            try:
-                work()
-            except BaseException as exc:  # raised again in the caller's thread by put/finish
-                self.error = exc
-
-        self.thread = threading.Thread(target=run, name="dataloader-duckdb-insert", daemon=True)
-        self.thread.start()
-
-    def put(self, item: Any) -> None:
-        assert self.thread is not None
-        while True:
-            if not self.thread.is_alive():
-                self._raise_ended()
-            try:
-                self.queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def finish(self) -> None:
-        self.put(_END)
-        assert self.thread is not None
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def cancel(self) -> None:
-        """Stop the INSERT without waiting for more batches (its error, if any, is dropped)."""
-        if self.thread is None:
-            return
-        while self.thread.is_alive():
-            try:  # make room, then tell the reader to fail: DuckDB ends the statement with an error
-                while True:
-                    self.queue.get_nowait()
-            except queue.Empty:
-                pass
-            try:
-                self.queue.put(_CANCEL, timeout=0.1)
-            except queue.Full:
-                continue
-            self.thread.join(timeout=0.1)
-
-    def _raise_ended(self) -> None:
-        if self.error is not None:
-            raise self.error
-        raise ConnectorError("the DuckDB insert ended before its rows did")
-
-
-class _Cancelled(Exception):
-    pass
-
-
-_END = object()
-_CANCEL = object()
 
 
 def table_columns(con: Any, table: TableName) -> dict[str, Column] | None:
