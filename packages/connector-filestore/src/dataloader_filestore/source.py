@@ -15,7 +15,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import IO, Any
 
 import pyarrow as pa
 from dataloader.batch import Batch
@@ -118,15 +119,9 @@ class FileReader:
         """
         read_schema = getattr(self.fmt, "read_schema", None)
         if read_schema is not None:
-            codec = detect(path, self.compression) if getattr(self.fmt, "compressible", True) else None
             try:
-                with self.fs.open(path, "rb") as raw:
-                    stream = open_reader(raw, codec)
-                    try:
-                        schema = read_schema(stream, path=self.display(path))
-                    finally:
-                        if stream is not raw:
-                            stream.close()
+                with self._open(path) as stream:
+                    schema = read_schema(stream, path=self.display(path))
             except Exception:  # the batch read below reports it properly, naming the file
                 schema = None
             if schema is not None:
@@ -136,17 +131,11 @@ class FileReader:
 
     def _read_file(self, path: str, batch_size: int) -> Iterator[Batch]:
         shown = self.display(path)
-        codec = detect(path, self.compression) if getattr(self.fmt, "compressible", True) else None
         metadata = {"file": shown}
         try:
-            with self.fs.open(path, "rb") as raw:
-                stream = open_reader(raw, codec)
-                try:
-                    for record_batch in self.fmt.read(stream, path=shown, batch_size=batch_size):
-                        yield Batch(self._unify(record_batch, shown), metadata)
-                finally:
-                    if stream is not raw:
-                        stream.close()
+            with self._open(path) as stream:
+                for record_batch in self.fmt.read(stream, path=shown, batch_size=batch_size):
+                    yield Batch(self._unify(record_batch, shown), metadata)
         except DataLoaderError:
             raise
         except FileNotFoundError as exc:
@@ -155,6 +144,18 @@ class FileReader:
             raise ConnectorError(f"permission denied reading {shown}", file=shown) from exc
         except Exception as exc:  # decompression and I/O errors of any backend, translated once here
             raise io_error(exc, f"cannot read {shown}: {type(exc).__name__}: {exc}", file=shown) from exc
+
+    @contextmanager
+    def _open(self, path: str) -> Iterator[IO[bytes]]:
+        """``path`` opened for reading, decompressed when its name or the options say so."""
+        codec = detect(path, self.compression) if getattr(self.fmt, "compressible", True) else None
+        with self.fs.open(path, "rb") as raw:
+            stream = open_reader(raw, codec)
+            try:
+                yield stream
+            finally:
+                if stream is not raw:
+                    stream.close()
 
     def _unify(self, batch: pa.RecordBatch, shown: str) -> pa.RecordBatch:
         if self._schema is None:

@@ -182,13 +182,13 @@ class StagedWrite:
                 self.column_types[arrow_field.name] = pg_type_for(arrow_field)
 
     # -- write -----------------------------------------------------------------------------
-    def write(self, batch: pa.RecordBatch | list[pa.RecordBatch]) -> None:
-        """Encode the rows as CSV and queue them for the running COPY (raises the COPY's error).
+    def write(self, pieces: list[pa.RecordBatch]) -> None:
+        """Encode a batch's pieces as CSV and queue them for the running COPY (raises its error).
 
-        ``batch`` may be one record batch or several of one schema (a batch's pieces, which are
-        encoded one after another into one payload instead of being joined first).
+        The pieces (record batches of one schema) are encoded one after another into one payload
+        instead of being joined first.
         """
-        parts = [part for part in (batch if isinstance(batch, list) else [batch]) if part.num_rows]
+        parts = [part for part in pieces if part.num_rows]
         if not parts:
             return
         batch = parts[0]

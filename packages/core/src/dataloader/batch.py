@@ -28,10 +28,11 @@ class Batch:
         self._data: pa.RecordBatch | None = None
         self._chunks: pa.Table | None = None
         if isinstance(data, pa.Table):
+            chunks = data.to_batches()
             if data.num_rows == 0:
                 data = _empty_batch(data.schema)
-            elif len(data.to_batches()) == 1:
-                data = data.to_batches()[0]
+            elif len(chunks) == 1:
+                data = chunks[0]
             else:
                 self._chunks = data
         elif not isinstance(data, pa.RecordBatch):

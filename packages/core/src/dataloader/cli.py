@@ -573,7 +573,7 @@ def _use_jemalloc() -> None:
 
     try:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except (NotImplementedError, AttributeError):  # a pyarrow built without jemalloc
+    except NotImplementedError:  # a pyarrow built without jemalloc keeps its default pool
         pass
 
 
