@@ -43,6 +43,7 @@ class FilestoreConnector(BaseConnector):
         self.root: str | None = None
         self._format: Any = None
         self._writer: Any = None
+        self._lock: Any = None
 
     # lifecycle ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -54,6 +55,8 @@ class FilestoreConnector(BaseConnector):
 
     def close(self) -> None:
         self._writer = None
+        if self._lock is not None:
+            self.release_lock(self._lock.recipe_name)
 
     def _display_prefix(self) -> str:
         """What goes before an fs path in messages and metadata: ``s3://``, ``sftp://user@host:22``."""
@@ -82,6 +85,15 @@ class FilestoreConnector(BaseConnector):
         )
         incremental = self.config.incremental is not None and self.config.incremental.strategy == "modified_time"
         yield from reader.read(state, batch_size=self.context.batch_size, incremental=incremental)
+
+    def fingerprint(self, state: State) -> dict[str, Any]:
+        """The files this source would read, with size, mtime and ETag (``FileReader.fingerprint``)."""
+        from dataloader_filestore.source import FileReader
+
+        self._ensure_open()
+        reader = FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix())
+        incremental = self.config.incremental is not None and self.config.incremental.strategy == "modified_time"
+        return reader.fingerprint(state, incremental=incremental)
 
     def get_schema(self) -> pa.Schema | None:
         """The columns of the first file, as its first batch has them (for ``dataloader check``)."""
@@ -149,6 +161,10 @@ class FilestoreConnector(BaseConnector):
             raise ConnectorError(
                 f"filestore does not support write mode '{mode}'; it supports: append, overwrite", mode=mode
             )
+        if self._writer is not None:
+            # The next checkpoint of this run: the same writer, so part numbers keep counting up.
+            self._writer.begin(schema, mode)
+            return
         self._writer = DatasetWriter(
             self.fs, self.root, self._format,
             format_name=self.config.format,
@@ -166,19 +182,63 @@ class FilestoreConnector(BaseConnector):
         self._writer.write(batch.to_arrow())
 
     def commit(self, state: State) -> None:
+        """Publish this checkpoint's parts and the commit record in one manifest rename."""
         if self._writer is None:
             raise ConnectorError("commit without begin: nothing to publish")
-        self._writer.commit(state)
+        if self._lock is not None:
+            self._lock.check()
+        published = dict(self.context.extras.get("published") or {})
+        published.setdefault("parts", self._writer.new_part_names())
+        record = _commit_record(self.context.recipe_name, self.context.run_id, state, published)
+        self._writer.commit(record)
 
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.abort()
 
+    def acquire_lock(self, recipe_name: str, holder: Any) -> None:
+        """Take the dataset's lock for ``recipe_name`` (``locks.py``) or raise LeaseHeldError at once."""
+        from dataloader_filestore.filesystems import is_local
+        from dataloader_filestore.locks import DatasetLock, lock_store
+
+        self._ensure_open()
+        if self._lock is not None:
+            return
+        backend = "local" if is_local(self.config) else _remote_backend(self.config)
+        lock = DatasetLock(
+            lock_store(self.fs, backend), self.root, self._display_prefix() + self.root, recipe_name,
+            ttl_s=self.config.lock_ttl_s,
+        )
+        lock.acquire(holder)
+        self._lock = lock
+
+    def release_lock(self, recipe_name: str) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
         from dataloader_filestore.dataset import load_committed_state
 
         self._ensure_open()
-        return load_committed_state(self.fs, self.root, recipe_name)
+        return load_committed_state(self.fs, self.root, recipe_name, self._display_prefix() + self.root)
+
+
+def _remote_backend(config: FilestoreConfig) -> str:
+    from dataloader_filestore.remote import parse_location
+
+    return parse_location(config).backend
+
+
+def _commit_record(recipe_name: str, run_id: str, state: State, published: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from dataloader.run.ledger import CommitRecord
+    except ImportError:  # TEMPORARY until the core commit protocol is merged
+        import datetime as dt
+
+        return {"recipe_name": recipe_name, "run_id": run_id, "state": state.to_dict(), "published": published,
+                "committed_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    return CommitRecord.for_commit(recipe_name, run_id, state, published=published).to_dict()
 
 
 __all__ = ["FilestoreConnector"]
