@@ -9,6 +9,8 @@ The hierarchy::
     │   └── TransientConnectorError a failure worth retrying (connection reset, timeout, throttling)
     ├── TransformError              a transform step failed on the data
     ├── StateError                  state could not be read or written
+    │   ├── LeaseHeldError          another run of the recipe holds its lease or lock
+    │   └── LeaseLostError          this run's lease was taken over while it ran
     └── EngineError                 the run itself could not proceed
 
 Driver exceptions (psycopg2, duckdb, botocore, paramiko ...) are translated once, at the
@@ -65,6 +67,28 @@ class StateError(DataLoaderError):
     """State could not be loaded or saved."""
 
 
+class LeaseHeldError(StateError):
+    """Another run of the same recipe is running: this one must not start."""
+
+    def __init__(self, recipe_name: str, holder: Any = None, where: str = "", hint: str | None = None) -> None:
+        who = holder.describe() if holder is not None else "another run"
+        place = f", lease held in {where}" if where else ""
+        advice = hint or (
+            "wait for it to finish; if that process is gone, its lease is taken over automatically "
+            "once it expires (or remove the lease, then run again)"
+        )
+        super().__init__(
+            f"recipe '{recipe_name}' is already running ({who}){place}; {advice}",
+            recipe=recipe_name,
+            holder=holder.to_dict() if holder is not None else None,
+            where=where,
+        )
+
+
+class LeaseLostError(StateError):
+    """This run's lease expired and another run took it: this run must not commit."""
+
+
 class EngineError(DataLoaderError):
     """The run could not proceed (bad plan, failed commit, interrupted run)."""
 
@@ -77,5 +101,7 @@ __all__ = [
     "TransientConnectorError",
     "TransformError",
     "StateError",
+    "LeaseHeldError",
+    "LeaseLostError",
     "EngineError",
 ]
