@@ -28,6 +28,8 @@ class FilestoreConnector(BaseConnector):
         write_modes=frozenset({"append", "overwrite"}),
         incremental_strategies=frozenset({"modified_time"}),
         transactional=True,
+        commits_state=True,
+        locks=True,
         types=frozenset(TYPE_FAMILIES),
         preserves_types=True,
         notes=(
@@ -231,13 +233,8 @@ def _remote_backend(config: FilestoreConfig) -> str:
 
 
 def _commit_record(recipe_name: str, run_id: str, state: State, published: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from dataloader.run.ledger import CommitRecord
-    except ImportError:  # TEMPORARY until the core commit protocol is merged
-        import datetime as dt
+    from dataloader.run.ledger import CommitRecord
 
-        return {"recipe_name": recipe_name, "run_id": run_id, "state": state.to_dict(), "published": published,
-                "committed_at": dt.datetime.now(dt.timezone.utc).isoformat()}
     return CommitRecord.for_commit(recipe_name, run_id, state, published=published).to_dict()
 
 

@@ -150,7 +150,7 @@ class SFTPLockStore(_RenamingStore):
 
         def create() -> bool:
             try:
-                handle = self.fs.ftp.open(path, "xb")
+                handle = self.fs.ftp.open(path, "wx")  # paramiko: write + create + exclusive
             except OSError as exc:
                 if self._exists(path):
                     return False
@@ -370,7 +370,9 @@ class DatasetLock:
     def check(self) -> None:
         """Before a commit: refuse to publish if another run took the lock over."""
         if self.lost:
-            raise ConnectorError(
+            from dataloader.errors import LeaseLostError
+
+            raise LeaseLostError(
                 f"the dataset lock {self.where} was taken over by another run (this run did not renew it within "
                 f"{self.ttl_s:g}s); nothing more was published. Raise the destination's lock_ttl_s if runs stall that long",
                 file=self.where,
