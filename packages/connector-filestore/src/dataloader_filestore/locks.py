@@ -210,6 +210,8 @@ class S3LockStore(LockStore):
         bucket, key = self._split(path)
         try:
             reply = self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+        except FileNotFoundError:
+            return None  # If-Match on a lock that is gone: it is not ours any more
         except Exception as exc:
             if _precondition_failed(exc):
                 return None
