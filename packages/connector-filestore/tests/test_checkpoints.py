@@ -179,3 +179,50 @@ def test_a_retried_attempt_never_reuses_a_part_name(host, cli, tmp_path: Path) -
     names = [part["name"] for part in json.loads((out / "_dataloader_manifest.json").read_text())["parts"]]
     assert len(names) == len(set(names))
     assert sorted(p.name for p in out.glob("part-*")) == sorted(names)
+
+
+def _connector_with_flaky_manifest_rename(out: Path, *, rename_first: bool):
+    """A destination whose file system raises on the manifest's rename, after or instead of doing it."""
+    from dataloader.connector import RunContext
+    from dataloader_filestore.config import FilestoreConfig
+    from dataloader_filestore.connector import FilestoreConnector
+
+    connector = FilestoreConnector(FilestoreConfig.model_validate(dataset_dest(out)))
+    connector.context = RunContext(recipe_name="lost", run_id="lost-reply-run", role="destination")
+    connector.open()
+    real_mv = connector.fs.mv
+
+    def mv(source, target, **kwargs):
+        if target.endswith("_dataloader_manifest.json"):
+            if rename_first:
+                real_mv(source, target, **kwargs)
+            raise ConnectionResetError("the reply was lost")
+        return real_mv(source, target, **kwargs)
+
+    connector.fs.mv = mv
+    return connector
+
+
+@pytest.mark.parametrize("renamed", [True, False], ids=["reply-lost-after-rename", "rename-failed"])
+def test_a_manifest_rename_with_an_unknown_outcome_is_resolved_by_reading_it_back(host, tmp_path: Path, renamed) -> None:
+    import pyarrow as pa
+    from dataloader.batch import Batch
+    from dataloader.errors import ConnectorError
+    from dataloader.state import State
+
+    out = tmp_path / "out"
+    connector = _connector_with_flaky_manifest_rename(out, rename_first=renamed)
+    batch = Batch.from_arrow(pa.table({"id": [1, 2, 3]}))
+    connector.begin(batch.schema, "append", State())
+    connector.write_batch(batch, State())
+    if renamed:
+        connector.commit(State())  # the manifest is ours: the commit happened
+        assert read_dataset(out).column("id").to_pylist() == [1, 2, 3]
+        assert connector.load_committed_state("lost")["run_id"] == "lost-reply-run"
+    else:
+        with pytest.raises(ConnectorError, match="cannot commit"):
+            connector.commit(State())
+        connector.abort()
+        assert not (out / "_dataloader_manifest.json").exists()
+        assert not list(out.glob("part-*"))
+    connector.close()
