@@ -181,7 +181,7 @@ def test_a_retried_attempt_never_reuses_a_part_name(host, cli, tmp_path: Path) -
     assert sorted(p.name for p in out.glob("part-*")) == sorted(names)
 
 
-def _connector_with_flaky_manifest_rename(out: Path, *, rename_first: bool):
+def _connector_with_flaky_manifest_rename(out: Path, monkeypatch, *, rename_first: bool):
     """A destination whose file system raises on the manifest's rename, after or instead of doing it."""
     from dataloader.connector import RunContext
     from dataloader_filestore.config import FilestoreConfig
@@ -199,19 +199,21 @@ def _connector_with_flaky_manifest_rename(out: Path, *, rename_first: bool):
             raise ConnectionResetError("the reply was lost")
         return real_mv(source, target, **kwargs)
 
-    connector.fs.mv = mv
+    monkeypatch.setattr(connector.fs, "mv", mv)  # fsspec shares one LocalFileSystem: undone after the test
     return connector
 
 
 @pytest.mark.parametrize("renamed", [True, False], ids=["reply-lost-after-rename", "rename-failed"])
-def test_a_manifest_rename_with_an_unknown_outcome_is_resolved_by_reading_it_back(host, tmp_path: Path, renamed) -> None:
+def test_a_manifest_rename_with_an_unknown_outcome_is_resolved_by_reading_it_back(
+    host, tmp_path: Path, monkeypatch, renamed
+) -> None:
     import pyarrow as pa
     from dataloader.batch import Batch
     from dataloader.errors import ConnectorError
     from dataloader.state import State
 
     out = tmp_path / "out"
-    connector = _connector_with_flaky_manifest_rename(out, rename_first=renamed)
+    connector = _connector_with_flaky_manifest_rename(out, monkeypatch, rename_first=renamed)
     batch = Batch.from_arrow(pa.table({"id": [1, 2, 3]}))
     connector.begin(batch.schema, "append", State())
     connector.write_batch(batch, State())
