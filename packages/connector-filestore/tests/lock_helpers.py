@@ -39,3 +39,45 @@ def lock_payload(holder: LeaseHolder, *, renewed_ago_s: float, ttl_s: float = 12
 
 def elsewhere(run_id: str = "other-run") -> LeaseHolder:
     return LeaseHolder(run_id=run_id, host="another-host.example", pid=4242, since="2026-12-01T21:00:00+00:00")
+
+
+HOLDER = """
+import json, sys
+from dataloader.connector import RunContext
+from dataloader.run.ledger import LeaseHolder
+from dataloader_filestore.config import FilestoreConfig
+from dataloader_filestore.connector import FilestoreConnector
+
+config, recipe, run_id = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+connector = FilestoreConnector(FilestoreConfig.model_validate(config))
+connector.context = RunContext(recipe_name=recipe, run_id=run_id, role="destination")
+connector.open()
+connector.acquire_lock(recipe, LeaseHolder.current(run_id))
+print("locked", flush=True)
+sys.stdin.read()  # hold the lock until the test closes stdin (or kills this process)
+connector.close()
+"""
+
+
+class LockHolder:
+    """Another process holding the dataset lock of ``recipe``, as a running run would."""
+
+    def __init__(self, config: dict[str, Any], recipe: str, run_id: str = "the-other-run") -> None:
+        import os
+
+        env = {**os.environ, "DATALOADER_HISTORY": "off"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, json.dumps(config), recipe, run_id],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        line = self.process.stdout.readline()
+        if line.strip() != "locked":
+            raise AssertionError(f"the holder did not lock: {line!r} {self.process.stderr.read()}")
+
+    def finish(self) -> None:
+        self.process.stdin.close()
+        assert self.process.wait(timeout=60) == 0, self.process.stderr.read()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=60)

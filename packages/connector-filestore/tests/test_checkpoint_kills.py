@@ -1,0 +1,73 @@
+"""SIGKILL at seeded points of a checkpointed ``dataloader run`` (CSV -> Parquet dataset), then run
+again until it succeeds: the dataset equals the source exactly, as a multiset, every time."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from filestore_helpers import dataset_dest, read_dataset
+
+CLI = "import sys; from dataloader.cli import main; main(sys.argv[1:])"
+ROWS = 60
+
+
+def run_cli(recipe_path: Path, state_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", CLI, "run", str(recipe_path), "--state-dir", str(state_dir)],
+        capture_output=True, text=True, env={**os.environ, "DATALOADER_HISTORY": "off", **env}, timeout=120,
+    )
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    table = pa.table({"id": list(range(ROWS)), "name": [f"n{n}" for n in range(ROWS)]})
+    pacsv.write_csv(table, tmp_path / "in.csv")
+    expected = Counter(zip(table.column("id").to_pylist(), table.column("name").to_pylist(), strict=True))
+
+    def prepare(name: str) -> tuple[Path, Path, Path]:
+        work = tmp_path / name
+        work.mkdir()
+        recipe = {
+            "name": "killed",
+            "source": {"type": "filestore", "path": str(tmp_path / "in.csv"), "format": "csv"},
+            "destination": dataset_dest(work / "out", max_rows_per_file=7),
+            "runtime": {"batch_size": 1, "checkpoint_every": 9},
+        }
+        (work / "recipe.yaml").write_text(json.dumps(recipe))
+        return work / "recipe.yaml", work / "state", work / "out"
+
+    return prepare, expected
+
+
+def test_sigkill_at_seeded_points_of_a_checkpointed_run_loses_and_duplicates_nothing(setup, tmp_path: Path) -> None:
+    prepare, expected = setup
+    recipe, state, out = prepare("count")
+    log = tmp_path / "points.log"
+    counted = run_cli(recipe, state, DATALOADER_FAULT_LOG=str(log))
+    assert counted.returncode == 0, counted.stderr
+    points = len(log.read_text().splitlines())
+    assert points > 100
+    chosen = sorted(random.Random(20261201).sample(range(1, points + 1), 6))
+    for number in chosen:
+        recipe, state, out = prepare(f"kill-{number}")
+        killed = run_cli(recipe, state, DATALOADER_FAULT_AT=str(number))
+        assert killed.returncode == -9, (number, killed.stderr[-2000:])
+        for _ in range(3):
+            again = run_cli(recipe, state)
+            if again.returncode == 0:
+                break
+        assert again.returncode == 0, (number, again.stderr[-2000:])
+        table = read_dataset(out)
+        rows = Counter(zip(table.column("id").to_pylist(), table.column("name").to_pylist(), strict=True))
+        assert rows == expected, f"kill point {number}: {sorted((rows - expected).items())[:5]} extra, {sorted((expected - rows).items())[:5]} missing"
+        names = [p["name"] for p in json.loads((out / "_dataloader_manifest.json").read_text())["parts"]]
+        assert len(names) == len(set(names))
