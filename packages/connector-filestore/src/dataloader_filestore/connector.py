@@ -134,7 +134,7 @@ class FilestoreConnector(BaseConnector):
         from dataloader_filestore.source import FileReader
 
         self._ensure_open()
-        from dataloader_filestore.filesystems import io_error, is_local
+        from dataloader_filestore.filesystems import is_local
 
         if not is_local(self.config):
             from dataloader_filestore.remote import check_remote
@@ -143,6 +143,11 @@ class FilestoreConnector(BaseConnector):
         if self.context.role == "source":
             FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix()).list_files()
             return
+        self._refuse_a_file_as_dataset()
+
+    def _refuse_a_file_as_dataset(self) -> None:
+        from dataloader_filestore.filesystems import io_error
+
         try:
             is_file = self.fs.exists(self.root) and self.fs.info(self.root).get("type") != "directory"
         except Exception as exc:  # any backend's error, translated once here
@@ -206,6 +211,7 @@ class FilestoreConnector(BaseConnector):
         self._ensure_open()
         if self._lock is not None:
             return
+        self._refuse_a_file_as_dataset()
         backend = "local" if is_local(self.config) else _remote_backend(self.config)
         lock = DatasetLock(
             lock_store(self.fs, backend), self.root, self._display_prefix() + self.root, recipe_name,

@@ -44,6 +44,9 @@ LOCK_DIR = "_dataloader/locks"
 class LockStore:
     """The four operations a lock needs, on one backend. ``version`` identifies one write."""
 
+    def tidy(self, path: str) -> None:
+        """After a release: remove the lock's folders if empty (stores with real directories)."""
+
     def create(self, path: str, data: bytes) -> Any | None:
         """Create ``path`` holding ``data`` unless it exists; the new version, or None."""
         raise NotImplementedError
@@ -107,11 +110,16 @@ class _RenamingStore(LockStore):
 
 class LocalLockStore(_RenamingStore):
     def create(self, path: str, data: bytes) -> Any | None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return None
+        for attempt in range(3):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                return None
+            except FileNotFoundError:  # another run's tidy() removed the empty folder just now
+                if attempt == 2:
+                    raise
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -120,6 +128,15 @@ class LocalLockStore(_RenamingStore):
 
     def _rename(self, old: str, new: str) -> None:
         os.rename(old, new)
+
+    def tidy(self, path: str) -> None:
+        folder = os.path.dirname(path)
+        for _ in LOCK_DIR.split("/"):
+            try:
+                os.rmdir(folder)  # only ever removes an empty folder
+            except OSError:
+                return
+            folder = os.path.dirname(folder)
 
     def _restore(self, tomb: str, path: str) -> None:
         try:
@@ -167,6 +184,15 @@ class SFTPLockStore(_RenamingStore):
             return True
         except FileNotFoundError:
             return False
+
+    def tidy(self, path: str) -> None:
+        folder = path.rsplit("/", 1)[0]
+        for _ in LOCK_DIR.split("/"):
+            try:
+                self.fs.call("remove directory", folder, lambda f=folder: self.fs.ftp.rmdir(f))
+            except Exception:  # not empty, or another run's lock is there: leave it
+                return
+            folder = folder.rsplit("/", 1)[0]
 
     def _rename(self, old: str, new: str) -> None:
         self.fs.call("rename", old, lambda: self.fs.ftp.posix_rename(old, new))
@@ -392,6 +418,7 @@ class DatasetLock:
             try:
                 if not self.lost:
                     self.store.delete(self.path, version)
+                    self.store.tidy(self.path)
             except Exception as exc:  # the lock then expires after ttl_s
                 log.warning("could not release the dataset lock %s: %s", self.where, exc)
 

@@ -176,3 +176,25 @@ def test_sftp_fingerprint_changes_when_a_file_changes(host, sshd, sftp_dir) -> N
     path.write_text("id\n22\n")
     os.utime(path, (stat.st_atime, stat.st_mtime + 5))
     assert connector.fingerprint(State()) != first
+
+
+def test_s3_second_run_through_the_cli_fails_at_once_naming_the_holder(cli, s3) -> None:
+    from lock_helpers import LockHolder
+
+    data, expected = csv_bytes(20)
+    s3.fs.pipe(s3.key("in/data.csv"), data)
+    recipe = {
+        "name": "twice_s3",
+        "source": {"type": "filestore", "path": s3.url("in/data.csv"), "format": "csv", **s3.options},
+        "destination": {"type": "filestore", "path": s3.url("out"), "format": "parquet", **s3.options},
+    }
+    holder = LockHolder(recipe["destination"], "twice_s3")
+    try:
+        second = cli.run(recipe)
+    finally:
+        holder.finish()
+    assert second.exit_code == 1, second.output
+    assert "already running" in second.output and "the-other-run" in second.output
+    assert not s3.fs.exists(s3.key("out/_dataloader_manifest.json"))
+    assert cli.run(recipe).exit_code == 0
+    assert s3_dataset_rows(s3, "out")[0] == expected
