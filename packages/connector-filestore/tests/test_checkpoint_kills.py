@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from filestore_helpers import dataset_dest, read_dataset
+from filestore_helpers import dataset_dest, read_dataset, snapshot
 
 CLI = "import sys; from dataloader.cli import main; main(sys.argv[1:])"
 ROWS = 60
@@ -71,3 +71,28 @@ def test_sigkill_at_seeded_points_of_a_checkpointed_run_loses_and_duplicates_not
         assert rows == expected, f"kill point {number}: {sorted((rows - expected).items())[:5]} extra, {sorted((expected - rows).items())[:5]} missing"
         names = [p["name"] for p in json.loads((out / "_dataloader_manifest.json").read_text())["parts"]]
         assert len(names) == len(set(names))
+
+
+def test_resuming_after_the_source_file_changed_never_skips_new_rows(setup, tmp_path: Path) -> None:
+    prepare, _ = setup
+    recipe, state, out = prepare("changed")
+    log = tmp_path / "changed-points.log"
+    counted = run_cli(recipe, state, DATALOADER_FAULT_LOG=str(log))
+    assert counted.returncode == 0, counted.stderr
+    names = [line.split()[1] for line in log.read_text().splitlines()]
+    after_first_checkpoint = names.index("after_checkpoint") + 1  # 1-based number of that point
+    recipe, state, out = prepare("changed-run")
+    killed = run_cli(recipe, state, DATALOADER_FAULT_AT=str(after_first_checkpoint + 2))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    before = snapshot(out)
+    assert before, "the first checkpoint should have been published"
+    # The source is rewritten under the same name: the rows a resume would skip are other rows now.
+    source = tmp_path / "in.csv"
+    stat = source.stat()
+    source.write_text("id,name\n" + "".join(f"{n},changed{n}\n" for n in range(ROWS)))
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    resumed = run_cli(recipe, state)
+    assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+    assert "source changed" in resumed.stderr and "--full-refresh" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert snapshot(out) == before
