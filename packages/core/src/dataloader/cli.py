@@ -490,6 +490,13 @@ def list_state_backends(as_json: bool) -> None:
     _list("state_backend", as_json, ["name", "distribution", "version", "options"])
 
 
+@cli.command("list-executors")
+@_json_option
+def list_executors(as_json: bool) -> None:
+    """Installed executors (runtime.executor selects one; local is built in)."""
+    _list("executor", as_json, ["name", "distribution", "version", "options"])
+
+
 # -- init ---------------------------------------------------------------------------------
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))

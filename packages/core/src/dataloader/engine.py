@@ -34,7 +34,15 @@ import pyarrow as pa
 
 from dataloader import faults
 from dataloader.batch import Batch
-from dataloader.connector import Capabilities, CommitsState, Fingerprints, LocksRecipe, RunContext
+from dataloader.connector import (
+    Capabilities,
+    CommitsState,
+    Fingerprints,
+    LocksRecipe,
+    Partition,
+    Partitions,
+    RunContext,
+)
 from dataloader.errors import (
     ConnectorError,
     DataLoaderError,
@@ -47,6 +55,7 @@ from dataloader.incremental import CursorTracker
 from dataloader.plugins import PluginHost, get_host
 from dataloader.recipe import Recipe
 from dataloader.recipe.models import connector_type
+from dataloader.run.executors import WHOLE, Executor, Job
 from dataloader.run.ledger import LeaseHolder, Ledger
 from dataloader.state import LeasingBackend, LocalStateBackend, State, StateBackend
 
@@ -627,35 +636,62 @@ class _Run:
             raise
 
     def _load_rows(self, the_plan: Plan, pending: State, start: State, resume_rows: int, mode: str) -> None:
-        """Read, filter, transform and write every batch; checkpoint every ``checkpoint_every`` source rows."""
+        """Hand the pipeline to the recipe's executor; write what it produces, checkpointing as due."""
         source, destination = the_plan.source, the_plan.destination
         tracker = self._tracker(pending)
-        skip = resume_rows
+        progress = {"skip": resume_rows, "checkpointed_at": 0}
         every = self.recipe.runtime.checkpoint_every
-        read_at_checkpoint = 0
-        for batch in self._batches(source, pending):
-            if skip:
-                # Resuming: these source rows were committed by an earlier checkpoint.
-                data = batch.to_arrow()
-                head, data = data.slice(0, skip), data.slice(skip)
-                skip -= head.num_rows
-                if tracker is not None:
-                    tracker.observe(tracker.filter(head))
-                if data.num_rows == 0:
-                    continue
-                batch = batch.replace(data)
-            if tracker is not None:
-                data = tracker.filter(batch.to_arrow())
-                tracker.observe(data)
-                batch = batch.replace(data)
-            batch = self._transform(the_plan, batch)
-            if batch is not None and batch.row_count:
-                self._write(destination, batch, pending, mode)
-            if every and self.began and self.rows_read - read_at_checkpoint >= every:
+
+        def process(partition: Partition) -> Iterator[Batch]:
+            for batch in self._batches(source, pending, partition):
+                batch = self._prepare(the_plan, batch, tracker, progress)
+                if batch is not None and batch.row_count:
+                    yield batch
+
+        def write(batch: Batch) -> None:
+            self._write(destination, batch, pending, mode)
+            if every and self.began and self.rows_read - progress["checkpointed_at"] >= every:
                 self._checkpoint(destination, start, mode)
-                read_at_checkpoint = self.rows_read
+                progress["checkpointed_at"] = self.rows_read
+
+        job = Job(self.recipe, self.run_id, partitions=lambda: self._partitions(source, pending), process=process, write=write)
+        self._executor().run(job)
         if tracker is not None:
             tracker.save_to(pending)
+
+    def _prepare(self, the_plan: Plan, batch: Batch, tracker: CursorTracker | None, progress: dict[str, int]) -> Batch | None:
+        """Skip rows a checkpoint already committed, drop boundary rows already loaded, transform and check."""
+        if progress["skip"]:
+            data = batch.to_arrow()
+            head, data = data.slice(0, progress["skip"]), data.slice(progress["skip"])
+            progress["skip"] -= head.num_rows
+            if tracker is not None:
+                tracker.observe(tracker.filter(head))
+            if data.num_rows == 0:
+                return None
+            batch = batch.replace(data)
+        if tracker is not None:
+            data = tracker.filter(batch.to_arrow())
+            tracker.observe(data)
+            batch = batch.replace(data)
+        return self._transform(the_plan, batch)
+
+    def _executor(self) -> Any:
+        runtime = self.recipe.runtime
+        registration = self.host.registry.get("executor", runtime.executor)
+        config = runtime.executor_config
+        if config is None and isinstance(registration.config, type):
+            config = registration.config()
+        executor = registration.build(config)
+        if not isinstance(executor, Executor):
+            raise EngineError(f"executor '{runtime.executor}' has no run(job) method", executor=runtime.executor)
+        return executor
+
+    def _partitions(self, source: Any, pending: State) -> list[Partition]:
+        """The source's partitions; one for the whole source when it has none (or a checkpoint needs one order)."""
+        if not isinstance(source, Partitions) or self.recipe.runtime.checkpoint_every:
+            return [WHOLE]
+        return list(source.partitions(pending)) or [WHOLE]
 
     def _tracker(self, pending: State) -> CursorTracker | None:
         incremental = getattr(self.recipe.source, "incremental", None)
@@ -686,11 +722,15 @@ class _Run:
         self.last_checkpoint = checkpoint
         self.emit("committed", f"checkpoint: {self.rows_read:,} source rows loaded")
 
-    def _batches(self, source: Any, pending: State) -> Iterator[Batch]:
-        """Batches from the reader thread, re-chunked to ``runtime.batch_size``."""
+    def _batches(self, source: Any, pending: State, partition: Partition = WHOLE) -> Iterator[Batch]:
+        """Batches of a partition from the reader thread, re-chunked to ``runtime.batch_size``."""
         size = self.recipe.runtime.batch_size
         offset = 0
-        for batch in rechunk(_read_in_thread(source, pending, self.recipe.runtime.queue_size), size):
+        if partition is WHOLE or partition == WHOLE:
+            produce = lambda: source.read_batches(pending)  # noqa: E731
+        else:
+            produce = lambda: source.read_partition(partition, pending)  # noqa: E731
+        for batch in rechunk(_read_in_thread(produce, self.recipe.runtime.queue_size), size):
             batch.metadata.setdefault("row_offset", offset)
             offset += batch.row_count
             self.rows_read += batch.row_count
@@ -758,7 +798,12 @@ class _Run:
 def _progress(checkpoints: dict[str, Any]) -> dict[str, Any]:
     """What survives of an interrupted run's checkpoint: how far it got, if it committed any."""
     rows = int(checkpoints.get("rows_done") or 0)
-    return {"rows_done": rows, "resumed_run_id": checkpoints.get("run_id")} if rows else {}
+    if not rows:
+        return {}
+    kept = {"rows_done": rows, "resumed_run_id": checkpoints.get("run_id") or checkpoints.get("resumed_run_id")}
+    if checkpoints.get("fingerprint") is not None:
+        kept["fingerprint"] = checkpoints["fingerprint"]
+    return kept
 
 
 def _commits_state(destination: Any) -> bool:
@@ -819,8 +864,8 @@ def _estimate(source: Any, state: State) -> int | None:
     return int(value) if value is not None else None
 
 
-def _read_in_thread(source: Any, state: State, queue_size: int) -> Iterator[Batch]:
-    """Run ``source.read_batches`` in a thread; yield its batches through a bounded queue.
+def _read_in_thread(produce: Callable[[], Any], queue_size: int) -> Iterator[Batch]:
+    """Run ``produce()`` (a source's read) in a thread; yield its batches through a bounded queue.
 
     The bound is what keeps memory flat: the reader blocks when the writer falls behind. When the
     consumer stops early (a failed write), the reader is told to stop and its generator is closed.
@@ -840,7 +885,7 @@ def _read_in_thread(source: Any, state: State, queue_size: int) -> Iterator[Batc
     def reader() -> None:
         iterator = None
         try:
-            iterator = iter(source.read_batches(state))
+            iterator = iter(produce())
             for batch in iterator:
                 if not isinstance(batch, Batch):
                     batch = Batch.from_arrow(batch)
