@@ -84,7 +84,10 @@ def test_resuming_after_the_source_file_changed_never_skips_new_rows(setup, tmp_
     recipe, state, out = prepare("changed-run")
     killed = run_cli(recipe, state, DATALOADER_FAULT_AT=str(after_first_checkpoint + 2))
     assert killed.returncode == -9, killed.stderr[-2000:]
-    before = snapshot(out)
+    def data(path: Path) -> dict[str, bytes]:  # the killed run's lock is left behind, then taken over
+        return {name: blob for name, blob in snapshot(path).items() if not name.startswith("_dataloader/")}
+
+    before = data(out)
     assert before, "the first checkpoint should have been published"
     # The source is rewritten under the same name: the rows a resume would skip are other rows now.
     source = tmp_path / "in.csv"
@@ -95,4 +98,4 @@ def test_resuming_after_the_source_file_changed_never_skips_new_rows(setup, tmp_
     assert resumed.returncode == 1, resumed.stdout + resumed.stderr
     assert "source changed" in resumed.stderr and "--full-refresh" in resumed.stderr
     assert "Traceback" not in resumed.stderr
-    assert snapshot(out) == before
+    assert data(out) == before
