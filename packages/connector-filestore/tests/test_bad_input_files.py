@@ -252,3 +252,14 @@ def test_parquet_files_of_one_source_with_incompatible_types(loaded, tmp_path: P
     (folder / "a.parquet").write_bytes(_parquet_bytes(pa.table({"id": [2], "name": ["a"]})))
     (folder / "b.parquet").write_bytes(_parquet_bytes(pa.table({"id": ["three"], "name": ["b"]})))
     fails(recipe(folder, "parquet", fails.out), str(folder / "b.parquet"), "column 'id'", "int64", "column_types")
+
+
+def test_json_array_key_turning_from_whole_numbers_to_a_float_names_row_and_fix(loaded, tmp_path: Path) -> None:
+    fails, succeeds = loaded
+    rows = [{"id": n, "name": "r", "amount": n} for n in range(20_000)] + [{"id": 20_000, "name": "r", "amount": 1.5}]
+    path = tmp_path / "amounts.json"
+    path.write_text(json.dumps(rows))
+    fails(recipe(path, "json", fails.out), str(path), "row 20001", "'amount'", "float64")
+    table = succeeds(recipe(path, "json", fails.out, column_types={"amount": "float64"}))
+    assert table.column("amount").to_pylist()[-2:] == [19_999.0, 1.5]
+

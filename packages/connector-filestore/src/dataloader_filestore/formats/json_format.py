@@ -296,8 +296,8 @@ def _keep_types(batch: pa.RecordBatch, first: pa.Schema, rows: list[Any], path: 
     (a string where the first rows had numbers) is an error naming its first row."""
     arrays, fields = [], []
     for field, column in zip(batch.schema, batch.columns, strict=True):
-        if field.name in first.names and first.field(field.name).type != field.type:
-            target = first.field(field.name).type
+        target = first.field(field.name).type if field.name in first.names else None
+        if target is not None and target != field.type and not pa.types.is_null(target):
             try:
                 column = column.cast(target)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -323,14 +323,22 @@ def _arrow_kind(kind: pa.DataType) -> str:
 def _type_change_in_rows(
     rows: list[Any], path: str, first_row: int, key: str, target: pa.DataType, typed: bool = False
 ) -> ConnectorError:
-    """The first of ``rows`` whose ``key`` does not have the kind of ``target`` (error path only)."""
+    """The first of ``rows`` whose ``key`` does not convert to ``target`` (error path only)."""
     before = str(target) if typed else _arrow_kind(target)
     for index, element in enumerate(rows):
         value = element.get(key)
         try:
-            pa.array([value], type=target)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            return type_change_error(path, first_row + index, key, before, _kind(value), value, typed=typed)
+            pa.array([value], type=target) if typed else pa.array([value]).cast(target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            row = first_row + index
+            if not typed and _kind(value) == before:  # both numbers: 1.5 after whole numbers, say
+                wider = "float64" if isinstance(value, float) else "decimal(38,0)"
+                return ConnectorError(
+                    f"JSON key '{key}' in {path} changes type at row {row}: {target} in the rows before, "
+                    f"{json.dumps(value)} here; set options.column_types: {{{key}: {wider}}}",
+                    file=path, row=row, key=key,
+                )
+            return type_change_error(path, row, key, before, _kind(value), value, typed=typed)
     return type_change_error(path, first_row, key, before, "another type", None, typed=typed)
 
 
@@ -356,8 +364,19 @@ def _huge_in_rows(rows: list[Any], path: str, first_row: int) -> ConnectorError 
 
 
 def _to_batch(rows: list[dict[str, Any]], schema: pa.Schema | None, path: str, first_row: int) -> pa.RecordBatch:
-    """One batch from decoded objects, key by key (so a failure names its key); typed keys get
-    their ``column_types`` type, the others are inferred."""
+    """One batch from decoded objects; typed keys get their ``column_types`` type, the others are inferred."""
+    try:
+        if schema:
+            inferred = pa.Table.from_pylist(rows)
+            fields = [schema.field(n) if n in schema.names else inferred.schema.field(n) for n in inferred.column_names]
+            return pa.RecordBatch.from_pylist(rows, schema=pa.schema(fields))
+        return pa.RecordBatch.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return _to_batch_by_key(rows, schema, path, first_row)  # slower, and names the key and row
+
+
+def _to_batch_by_key(rows: list[dict[str, Any]], schema: pa.Schema | None, path: str, first_row: int) -> pa.RecordBatch:
+    """Like ``_to_batch``, key by key, so that a failure names its key and row (error path)."""
     names = list(dict.fromkeys(key for element in rows for key in element))
     arrays, fields = [], []
     for name in names:
