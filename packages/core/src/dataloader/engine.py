@@ -462,7 +462,15 @@ class _Run:
             if not self.began:
                 _call(destination, "begin", None, mode, pending)
                 self.began = True
-            pending.metadata.update({"last_run_id": self.run_id, "last_run_at": _now(), "rows_written": self.rows_written})
+            pending.metadata.update(
+                {
+                    "last_run_id": self.run_id,
+                    "last_run_at": _now(),
+                    "rows_written": self.rows_written,
+                    # What show-state tells: this copy mirrors the destination's commit record, or is all there is.
+                    "committed_in": connector_type(self.recipe, "destination") if self.ledger.commits_state else None,
+                }
+            )
             self.dead_letters.close()
             self._still_leased()
             faults.point("before_commit")
