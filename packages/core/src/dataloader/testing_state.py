@@ -1,0 +1,300 @@
+"""The state-backend contract suite, shipped for backend authors (ours and third parties').
+
+A backend package tests itself against the contract with a subclass and two fixtures::
+
+    # tests/test_state_contract.py
+    import pytest
+    from dataloader.testing_state import StateBackendContractSuite
+
+    class TestStateContract(StateBackendContractSuite):
+        backend_name = "dynamodb"
+        xfail = {"test_expired_lease_is_taken_over": "..."}   # only with a reason
+
+        @pytest.fixture
+        def state_options(self, ...):        # the recipe's ``state:`` keys (without ``backend``)
+            return {"table": ..., "endpoint_url": ..., "key": ..., "secret": ...}
+
+        @pytest.fixture
+        def raw_store(self, ...):            # everything the backend stored, as text
+            return lambda: dump_the_table()
+
+``state_options`` must name a fresh, empty place per test. The suite builds every backend it
+uses through the plugin registry from those options, exactly as a recipe's ``state:`` section
+does, so the registration and its config model are tested too; two instances built from the same
+options are two "machines" sharing one store.
+
+What every backend must do: an unknown recipe loads as ``{}``; what is saved loads back equal; a
+save killed by SIGKILL in a real child process leaves the old or the new state, never a mix or
+garbage; a save based on a stale load (another instance saved in between) is refused with a
+:class:`~dataloader.errors.StateError`; a lease is taken, refused to a second holder with
+:class:`~dataloader.errors.LeaseHeldError` naming the first, taken over once it expired or its
+holder died, and its renewal after a takeover raises :class:`~dataloader.errors.LeaseLostError`;
+the backend's secrets are never written into what it stores, nor into its error messages.
+
+A backend calls ``dataloader.faults.point("state_write")`` once in the middle of ``save`` (after
+the new state is on its way, before it is published): the SIGKILL test kills the child there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+
+from dataloader.cli_state import build_state_backend
+from dataloader.errors import LeaseHeldError, LeaseLostError, StateError
+from dataloader.run.ledger import LeaseHolder, utc_now
+
+#: A state as the engine saves it, with values at their types' edges and some Unicode.
+SAMPLE_STATE: dict[str, Any] = {
+    "version": 1,
+    "cursor_values": {"updated_at": "2026-12-01T21:30:00.123456+00:00", "id": 9223372036854775807},
+    "watermarks": {
+        "updated_at": {"kind": "datetime", "boundary_keys": ["a", "b\u00e9", "\u6f22\u5b57"]},
+        "id": {"kind": "int", "boundary_keys": []},
+    },
+    "checkpoints": {},
+    "metadata": {"last_run_id": "20261201T213000-aaaaaaaa", "note": "line\nbreak \"quoted\" \U0001f600"},
+}
+
+
+def build_backend(backend_name: str, options: dict[str, Any]) -> Any:
+    """A backend built the way a recipe's ``state:`` section builds it (config model, factory)."""
+    return build_state_backend(backend_name, options)
+
+
+def other_holder(run_id: str = "other-run") -> LeaseHolder:
+    """A holder on another machine: never presumed dead, so only its expiry frees its lease."""
+    return LeaseHolder(run_id=f"{run_id}-{uuid.uuid4().hex[:6]}", host="another-machine.invalid", pid=424242, since=utc_now())
+
+
+class StateBackendContractSuite:
+    """Subclass it, set ``backend_name`` and provide the ``state_options`` and ``raw_store`` fixtures."""
+
+    backend_name: ClassVar[str] = ""
+    #: ``{"test name": "reason"}``: expected failures, always with a reason (strict).
+    xfail: ClassVar[dict[str, str]] = {}
+
+    # fixtures ----------------------------------------------------------------------------------
+    @pytest.fixture
+    def state_options(self) -> dict[str, Any]:
+        pytest.fail(f"{type(self).__name__} must define a state_options fixture (a fresh, empty place per test)")
+
+    @pytest.fixture
+    def raw_store(self) -> Callable[[], str]:
+        pytest.fail(f"{type(self).__name__} must define a raw_store fixture returning everything stored, as text")
+
+    @pytest.fixture
+    def state_secrets(self, state_options: dict[str, Any]) -> list[str]:
+        """The secret values in ``state_options`` (override when they hide inside a URL or DSN)."""
+        from dataloader.cli import is_secret_key
+
+        return [str(v) for k, v in state_options.items() if is_secret_key(k) and isinstance(v, str) and v]
+
+    @pytest.fixture(autouse=True)
+    def _strict_xfail(self, request: pytest.FixtureRequest) -> None:
+        reason = self.xfail.get(request.node.name) or self.xfail.get(getattr(request.node, "originalname", ""))
+        if reason:
+            request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+
+    @pytest.fixture
+    def make_backend(self, state_options: dict[str, Any]) -> Callable[[], Any]:
+        """A new backend instance on the test's store each call (another machine, same store)."""
+        assert self.backend_name, f"{type(self).__name__} must set backend_name"
+        return lambda: build_backend(self.backend_name, state_options)
+
+    @pytest.fixture
+    def recipe(self) -> str:
+        return f"contract_{uuid.uuid4().hex[:8]}"
+
+    # load and save -----------------------------------------------------------------------------
+    def test_unknown_recipe_loads_empty(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        assert make_backend().load(recipe) == {}
+
+    def test_saved_state_loads_back_equal_from_another_instance(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        writer = make_backend()
+        writer.load(recipe)
+        writer.save(recipe, SAMPLE_STATE)
+        assert make_backend().load(recipe) == SAMPLE_STATE
+
+    def test_successive_saves_keep_the_last(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        backend = make_backend()
+        backend.load(recipe)
+        for n in range(4):
+            backend.save(recipe, {**SAMPLE_STATE, "cursor_values": {"id": n}})
+        assert make_backend().load(recipe)["cursor_values"] == {"id": 3}
+
+    def test_recipes_do_not_share_state(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        backend = make_backend()
+        backend.load(recipe)
+        backend.save(recipe, SAMPLE_STATE)
+        assert backend.load(recipe + "_other") == {}
+
+    # atomicity ---------------------------------------------------------------------------------
+    def _save_in_child(self, state_options: dict[str, Any], recipe: str, state: dict[str, Any], *, kill: bool) -> int:
+        """Save ``state`` from a real child process; with ``kill`` it dies by SIGKILL mid-save."""
+        env = {**os.environ, "DATALOADER_FAULT_AT": "1" if kill else "0"}
+        env.pop("DATALOADER_FAULT_LOG", None)
+        payload = json.dumps({"backend": self.backend_name, "options": state_options, "recipe": recipe, "state": state})
+        child = subprocess.run(
+            [sys.executable, "-c", "from dataloader.testing_state import _child_save; _child_save()"],
+            input=payload, env=env, capture_output=True, text=True, timeout=120,
+        )
+        if not kill:
+            assert child.returncode == 0, child.stderr
+        return child.returncode
+
+    def test_save_killed_midway_leaves_the_old_state(
+        self, make_backend: Callable[[], Any], state_options: dict[str, Any], recipe: str
+    ) -> None:
+        first = make_backend()
+        first.load(recipe)
+        first.save(recipe, SAMPLE_STATE)
+        bigger = {**SAMPLE_STATE, "metadata": {"filler": "x" * 300_000}}
+        code = self._save_in_child(state_options, recipe, bigger, kill=True)
+        assert code == -signal.SIGKILL, "the backend must call faults.point('state_write') in the middle of save()"
+        assert make_backend().load(recipe) == SAMPLE_STATE
+        # Whatever the dead save left behind does not stop the next one.
+        self._save_in_child(state_options, recipe, bigger, kill=False)
+        assert make_backend().load(recipe) == bigger
+
+    def test_first_save_killed_midway_leaves_no_state(
+        self, make_backend: Callable[[], Any], state_options: dict[str, Any], recipe: str
+    ) -> None:
+        assert self._save_in_child(state_options, recipe, SAMPLE_STATE, kill=True) == -signal.SIGKILL
+        assert make_backend().load(recipe) == {}
+
+    # optimistic concurrency --------------------------------------------------------------------
+    def test_save_from_a_stale_load_is_refused(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        one, two = make_backend(), make_backend()
+        one.load(recipe)
+        one.save(recipe, SAMPLE_STATE)
+        one.load(recipe)
+        two.load(recipe)
+        one.save(recipe, {**SAMPLE_STATE, "cursor_values": {"id": 1}})
+        with pytest.raises(StateError) as refused:
+            two.save(recipe, {**SAMPLE_STATE, "cursor_values": {"id": 2}})
+        assert recipe in str(refused.value)
+        assert make_backend().load(recipe)["cursor_values"] == {"id": 1}
+
+    def test_two_first_saves_one_is_refused(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        one, two = make_backend(), make_backend()
+        assert one.load(recipe) == {} and two.load(recipe) == {}
+        one.save(recipe, {**SAMPLE_STATE, "cursor_values": {"id": 1}})
+        with pytest.raises(StateError):
+            two.save(recipe, {**SAMPLE_STATE, "cursor_values": {"id": 2}})
+        assert make_backend().load(recipe)["cursor_values"] == {"id": 1}
+
+    # leases ------------------------------------------------------------------------------------
+    def test_lease_is_taken_and_refused_to_a_second_holder(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        first = LeaseHolder.current(f"run-a-{uuid.uuid4().hex[:6]}")
+        lease = make_backend().acquire_lease(recipe, first, 60.0)
+        try:
+            assert lease.holder == first
+            with pytest.raises(LeaseHeldError) as refused:
+                make_backend().acquire_lease(recipe, other_holder(), 60.0)
+            assert first.run_id in str(refused.value), "the refusal must name the holder"
+            lease.renew()
+            with pytest.raises(LeaseHeldError):
+                make_backend().acquire_lease(recipe, other_holder(), 60.0)
+        finally:
+            lease.release()
+
+    def test_released_lease_can_be_taken_again(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        lease = make_backend().acquire_lease(recipe, LeaseHolder.current("run-a"), 60.0)
+        lease.release()
+        lease.release()  # idempotent
+        again = make_backend().acquire_lease(recipe, other_holder(), 60.0)
+        again.release()
+
+    def test_leases_of_two_recipes_are_independent(self, make_backend: Callable[[], Any], recipe: str) -> None:
+        one = make_backend().acquire_lease(recipe, LeaseHolder.current("run-a"), 60.0)
+        two = make_backend().acquire_lease(recipe + "_other", other_holder(), 60.0)
+        one.release()
+        two.release()
+
+    def test_expired_lease_is_taken_over_and_the_old_holder_loses_it(
+        self, make_backend: Callable[[], Any], recipe: str
+    ) -> None:
+        # A holder on another machine that stopped renewing: only the expiry frees its lease.
+        stale = make_backend().acquire_lease(recipe, other_holder("stale"), 0.001)
+        taker = make_backend().acquire_lease(recipe, LeaseHolder.current("run-b"), 60.0)
+        try:
+            with pytest.raises(LeaseLostError):
+                stale.renew()
+            with pytest.raises(LeaseHeldError) as refused:
+                make_backend().acquire_lease(recipe, other_holder(), 60.0)
+            assert "run-b" in str(refused.value)
+            stale.release()  # releasing a lost lease frees nothing of the new holder's
+            with pytest.raises(LeaseHeldError):
+                make_backend().acquire_lease(recipe, other_holder(), 60.0)
+        finally:
+            taker.release()
+
+    def test_lease_of_a_killed_holder_is_taken_over(
+        self, make_backend: Callable[[], Any], state_options: dict[str, Any], recipe: str
+    ) -> None:
+        payload = json.dumps({"backend": self.backend_name, "options": state_options, "recipe": recipe})
+        child = subprocess.run(
+            [sys.executable, "-c", "from dataloader.testing_state import _child_lease_and_die; _child_lease_and_die()"],
+            input=payload, capture_output=True, text=True, timeout=120,
+        )
+        assert child.returncode == -signal.SIGKILL, child.stderr
+        lease = make_backend().acquire_lease(recipe, LeaseHolder.current("run-after"), 60.0)
+        lease.release()
+
+    # secrets -----------------------------------------------------------------------------------
+    def test_secrets_are_never_stored_nor_shown(
+        self, make_backend: Callable[[], Any], raw_store: Callable[[], str], state_secrets: list[str], recipe: str
+    ) -> None:
+        one, two = make_backend(), make_backend()
+        one.load(recipe)
+        two.load(recipe)
+        one.save(recipe, SAMPLE_STATE)
+        messages = [repr(one), str(one)]
+        try:
+            two.save(recipe, SAMPLE_STATE)
+        except StateError as exc:
+            messages.append(str(exc))
+            messages.append(json.dumps(exc.context, default=str))
+        lease = one.acquire_lease(recipe, LeaseHolder.current("run-a"), 60.0)
+        try:
+            with pytest.raises(LeaseHeldError) as refused:
+                two.acquire_lease(recipe, other_holder(), 60.0)
+            messages.append(str(refused.value))
+            stored = raw_store()
+            assert stored, "raw_store returned nothing after a save and a lease"
+        finally:
+            lease.release()
+        for secret in state_secrets:
+            assert secret not in stored, "a secret of the backend's config was written into the store"
+            for message in messages:
+                assert secret not in message, f"a secret shows in: {message[:200]}"
+
+
+# -- child processes ---------------------------------------------------------------------------
+def _child_save() -> None:
+    """Child of the SIGKILL test: load, then save the state read from stdin."""
+    job = json.loads(sys.stdin.read())
+    backend = build_backend(job["backend"], job["options"])
+    backend.load(job["recipe"])
+    backend.save(job["recipe"], job["state"])
+
+
+def _child_lease_and_die() -> None:
+    """Child of the dead-holder test: take the lease, then die without releasing it."""
+    job = json.loads(sys.stdin.read())
+    backend = build_backend(job["backend"], job["options"])
+    backend.acquire_lease(job["recipe"], LeaseHolder.current(f"doomed-{uuid.uuid4().hex[:6]}"), 60.0)
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+__all__ = ["SAMPLE_STATE", "StateBackendContractSuite", "build_backend", "other_holder"]
