@@ -275,6 +275,28 @@ class LocalStateBackend:
         self.path_for(recipe_name)  # validates the name
         return _acquire_file_lease(self.state_dir, recipe_name, holder)
 
+    def lease_holder(self, recipe_name: str) -> LeaseHolder | None:
+        """Who holds the recipe's lease now (None: nobody), without taking it."""
+        import fcntl
+
+        from dataloader.run.ledger import LeaseHolder as Holder
+
+        self.path_for(recipe_name)
+        try:
+            fd = os.open(self.state_dir / f"{recipe_name}.lock", os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None  # nobody holds it (closing the descriptor drops the probe)
+        except BlockingIOError:
+            try:
+                return Holder.from_dict(json.loads(os.pread(fd, 4096, 0) or b"{}"))
+            except ValueError:
+                return None
+        finally:
+            os.close(fd)
+
     def delete(self, recipe_name: str) -> bool:
         """Forget a recipe's state; returns whether there was any."""
         path = self.path_for(recipe_name)
