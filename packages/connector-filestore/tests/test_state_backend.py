@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataloader.testing_state import StateBackendContractSuite
+from dataloader.testing_state import SharedStateRunSuite, StateBackendContractSuite
 from remote.conftest import S3_CREDENTIALS, moto_endpoint, s3, sftp_dir, sshd  # noqa: F401  (fixtures)
 
 
@@ -86,3 +86,23 @@ def test_unknown_key_names_the_allowed_ones() -> None:
             "state": {"backend": "fsspec", "url": "s3://b/p", "secrte": "x"},
         })
     assert "state.secrte" in str(invalid.value)
+
+
+class TestFsspecS3SharedRuns(SharedStateRunSuite):
+    """The same recipe from two working directories against one S3 prefix (moto)."""
+
+    backend_name = "fsspec"
+
+    @pytest.fixture
+    def state_options(self, s3) -> dict[str, Any]:  # noqa: F811
+        return {"url": s3.url("shared"), **s3.options}
+
+
+class TestFsspecSFTPSharedRuns(SharedStateRunSuite):
+    """The same recipe from two working directories against one SFTP folder (sshd)."""
+
+    backend_name = "fsspec"
+
+    @pytest.fixture
+    def state_options(self, sshd, sftp_dir: str) -> dict[str, Any]:  # noqa: F811
+        return {"url": sshd.url(f"{sftp_dir}/state"), **sshd.options()}

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from dataloader.testing_state import StateBackendContractSuite
+from dataloader.testing_state import SharedStateRunSuite, StateBackendContractSuite
 
 #: Trust authentication ignores it, but the backend must never store or show it.
 PASSWORD = "pg-state-secret-Zq81"
@@ -62,3 +62,13 @@ def test_a_dsn_with_a_password_is_never_shown(pg_params: dict[str, Any], state_s
         backend.load("r")
     assert PASSWORD not in str(failed.value) and PASSWORD not in repr(backend)
     assert "127.0.0.1" in str(failed.value)
+
+
+class TestPostgresSharedRuns(SharedStateRunSuite):
+    """The same recipe from two working directories against one state schema."""
+
+    backend_name = "postgres"
+
+    @pytest.fixture
+    def state_options(self, pg_state_options: dict[str, Any]) -> dict[str, Any]:
+        return pg_state_options

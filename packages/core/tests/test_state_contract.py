@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataloader.testing_state import StateBackendContractSuite
+from dataloader.testing_state import SharedStateRunSuite, StateBackendContractSuite, shared_run_host
 
 
 class TestLocalStateContract(StateBackendContractSuite):
@@ -28,3 +28,24 @@ class TestLocalStateContract(StateBackendContractSuite):
             return "\n".join(p.read_text(errors="replace") for p in sorted((tmp_path / "state").iterdir()) if p.is_file())
 
         return dump
+
+
+class TestLocalSharedFolderRuns(SharedStateRunSuite):
+    """Two working directories sharing one state folder (a network share, say)."""
+
+    backend_name = "local"
+
+    @pytest.fixture
+    def state_options(self, tmp_path: Path) -> dict[str, Any]:
+        return {"state_dir": str(tmp_path / "shared-state")}
+
+
+def test_without_a_shared_backend_the_second_machine_loads_everything_again(tmp_path: Path, monkeypatch) -> None:
+    """The control for the suite above: a state folder per machine is what duplicates rows."""
+    suite = TestLocalSharedFolderRuns()
+    with shared_run_host():
+        recipe = suite.recipe({"state_dir": ".state"}, name="unshared")
+        suite.seed(range(0, 4))
+        suite.on_machine(tmp_path / "machine-a", recipe, monkeypatch)
+        suite.on_machine(tmp_path / "machine-b", recipe, monkeypatch)
+        assert suite.loaded_ids() == sorted(list(range(4)) * 2)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from dataloader.testing_state import StateBackendContractSuite
+from dataloader.testing_state import SharedStateRunSuite, StateBackendContractSuite
 
 
 class TestDynamoDBStateContract(StateBackendContractSuite):
@@ -23,3 +23,13 @@ class TestDynamoDBStateContract(StateBackendContractSuite):
             return json.dumps(items, sort_keys=True)
 
         return dump
+
+
+class TestDynamoDBSharedRuns(SharedStateRunSuite):
+    """The same recipe from two working directories against one DynamoDB table."""
+
+    backend_name = "dynamodb"
+
+    @pytest.fixture
+    def state_options(self, dynamo_options: dict[str, Any]) -> dict[str, Any]:
+        return dynamo_options

@@ -42,8 +42,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import pytest
@@ -279,6 +281,200 @@ class StateBackendContractSuite:
                 assert secret not in message, f"a secret shows in: {message[:200]}"
 
 
+# -- the same recipe from two machines ------------------------------------------------------------
+#: Rows the ``shared_memory`` destination committed, by table.
+SHARED_TABLES: dict[str, Any] = {}
+#: The ``blocking_memory`` source signals ``READING`` after its first batch, then waits for ``RELEASE``.
+READING = threading.Event()
+RELEASE = threading.Event()
+
+
+class _PlainMemoryDestination:
+    """An in-memory destination with no commit record of its own: only the state backend says what
+    was loaded, so a lost or unshared state would show as duplicates."""
+
+    capabilities = None  # filled in below (import cost stays with the suite)
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def begin(self, schema: Any, mode: str, state: Any) -> None:
+        self._pending: list[Any] = []
+
+    def write_batch(self, batch: Any, state: Any) -> None:
+        self._pending.append(batch.to_arrow())
+
+    def commit(self, state: Any) -> None:
+        import pyarrow as pa
+
+        old = SHARED_TABLES.get(self.config.table)
+        new = [old] if old is not None else []
+        new.extend(pa.Table.from_batches([b]) for b in self._pending)
+        if new:
+            SHARED_TABLES[self.config.table] = pa.concat_tables(new)
+        self._pending = []
+
+    def abort(self) -> None:
+        self._pending = []
+
+
+def _run_plugin() -> Any:
+    from dataloader.connector import Capabilities
+    from dataloader.hookspecs import hookimpl
+    from dataloader.testing import MemoryConfig, MemoryConnector
+
+    class BlockingMemorySource(MemoryConnector):
+        def read_batches(self, state: Any) -> Any:
+            for number, batch in enumerate(super().read_batches(state)):
+                yield batch
+                if number == 0:
+                    READING.set()
+                    assert RELEASE.wait(120), "the test never released the blocking source"
+
+    _PlainMemoryDestination.capabilities = Capabilities(
+        write=True, write_modes=frozenset({"append"}), transactional=True, commits_state=False
+    )
+
+    class Plugin:
+        @hookimpl
+        def register_connectors(self, register: Any) -> None:
+            register("blocking_memory", BlockingMemorySource, config=MemoryConfig)
+            register("shared_memory", _PlainMemoryDestination, config=MemoryConfig)
+
+    return Plugin()
+
+
+@contextmanager
+def shared_run_host() -> Iterator[Any]:
+    """A plugin host with the installed plugins plus the suite's memory source and destination."""
+    from dataloader.plugins import use_host
+    from dataloader.testing import MEMORY_TABLES, plugin_host
+
+    MEMORY_TABLES.clear()
+    SHARED_TABLES.clear()
+    READING.clear()
+    RELEASE.clear()
+    try:
+        with use_host(plugin_host(_run_plugin())) as host:
+            yield host
+    finally:
+        RELEASE.set()
+        MEMORY_TABLES.clear()
+        SHARED_TABLES.clear()
+
+
+class SharedStateRunSuite:
+    """The issue's done-when checks, through the real engine: one recipe, two "machines" (two
+    working directories, two backend instances), one shared backend.
+
+    - run on machine A, new rows arrive, run on machine B: every row is loaded exactly once (the
+      destination keeps no commit record, so only the shared state prevents a reload);
+    - machine B starts while A runs: B is refused at once naming A's run, A finishes, nothing is
+      duplicated, and B's next start loads nothing twice.
+
+    Subclass it with ``backend_name`` and a ``state_options`` fixture, like the contract suite.
+    """
+
+    backend_name: ClassVar[str] = ""
+
+    @pytest.fixture
+    def state_options(self) -> dict[str, Any]:
+        pytest.fail(f"{type(self).__name__} must define a state_options fixture")
+
+    @pytest.fixture
+    def run_host(self) -> Any:
+        with shared_run_host() as host:
+            yield host
+
+    def recipe(self, state_options: dict[str, Any], *, source: str = "contract_memory", name: str = "shared_recipe") -> Any:
+        from dataloader.recipe import Recipe
+
+        return Recipe.from_dict({
+            "name": name,
+            "source": {"type": source, "table": "src", "batch_rows": 2,
+                       "incremental": {"strategy": "cursor", "cursor_column": "id", "primary_key": ["id"]}},
+            "destination": {"type": "shared_memory", "table": "dst", "write_mode": "append"},
+            "runtime": {"batch_size": 2},
+            "state": {"backend": self.backend_name, **state_options},
+        })
+
+    def on_machine(self, workdir: Any, recipe: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+        """Run ``recipe`` from ``workdir`` with a backend of its own, as the CLI builds it."""
+        from dataloader.cli import state_backend_for
+        from dataloader.engine import run_recipe
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        monkeypatch.chdir(workdir)
+        return run_recipe(recipe, state_backend_for(recipe, None), history=False)
+
+    @staticmethod
+    def seed(ids: range) -> None:
+        import pyarrow as pa
+
+        from dataloader.testing import MEMORY_TABLES
+
+        new = pa.table({"id": pa.array(list(ids), pa.int64()), "name": [f"n{i}" for i in ids]})
+        old = MEMORY_TABLES.get("src")
+        MEMORY_TABLES["src"] = pa.concat_tables([old, new]) if old is not None else new
+
+    @staticmethod
+    def loaded_ids() -> list[int]:
+        table = SHARED_TABLES.get("dst")
+        return sorted(table.column("id").to_pylist()) if table is not None else []
+
+    def test_two_machines_load_every_row_once(
+        self, run_host: Any, state_options: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        recipe = self.recipe(state_options, name=f"two_machines_{uuid.uuid4().hex[:6]}")
+        self.seed(range(0, 10))
+        first = self.on_machine(tmp_path / "machine-a", recipe, monkeypatch)
+        self.seed(range(10, 15))
+        second = self.on_machine(tmp_path / "machine-b", recipe, monkeypatch)
+        again = self.on_machine(tmp_path / "machine-a", recipe, monkeypatch)
+        assert (first.status, second.status, again.status) == ("success", "success", "success")
+        assert self.loaded_ids() == list(range(15)), "a row was loaded twice or lost"
+        assert (first.rows_written, second.rows_written, again.rows_written) == (10, 5, 0)
+        for machine in ("machine-a", "machine-b"):
+            assert not (tmp_path / machine / ".state").exists(), "the run used a local state folder"
+
+    def test_concurrent_start_is_refused_and_nothing_is_duplicated(
+        self, run_host: Any, state_options: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from dataloader.cli import state_backend_for
+        from dataloader.engine import run_recipe
+
+        name = f"concurrent_{uuid.uuid4().hex[:6]}"
+        running = self.recipe(state_options, source="blocking_memory", name=name)
+        self.seed(range(0, 6))
+        outcome: dict[str, Any] = {}
+
+        def machine_a() -> None:
+            try:
+                outcome["a"] = run_recipe(running, state_backend_for(running, None), history=False)
+            except Exception as exc:  # reported by the assertion below
+                outcome["a"] = exc
+
+        (tmp_path / "machine-a").mkdir()
+        monkeypatch.chdir(tmp_path / "machine-a")
+        thread = threading.Thread(target=machine_a, daemon=True)
+        thread.start()
+        try:
+            assert READING.wait(120), f"machine A never started reading: {outcome.get('a')!r}"
+            with pytest.raises(LeaseHeldError) as refused:
+                self.on_machine(tmp_path / "machine-b", self.recipe(state_options, name=name), monkeypatch)
+        finally:
+            RELEASE.set()
+            thread.join(120)
+        result = outcome["a"]
+        assert not isinstance(result, Exception), f"machine A failed: {result}"
+        assert result.status == "success"
+        message = str(refused.value)
+        assert f"'{name}' is already running" in message and result.run_id in message
+        assert self.loaded_ids() == list(range(6))
+        later = self.on_machine(tmp_path / "machine-b", self.recipe(state_options, name=name), monkeypatch)
+        assert later.rows_written == 0 and self.loaded_ids() == list(range(6))
+
+
 # -- child processes ---------------------------------------------------------------------------
 def _child_save() -> None:
     """Child of the SIGKILL test: load, then save the state read from stdin."""
@@ -297,4 +493,4 @@ def _child_lease_and_die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-__all__ = ["SAMPLE_STATE", "StateBackendContractSuite", "build_backend", "other_holder"]
+__all__ = ["SAMPLE_STATE", "SharedStateRunSuite", "StateBackendContractSuite", "build_backend", "other_holder"]
