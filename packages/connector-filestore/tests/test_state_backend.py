@@ -106,3 +106,48 @@ class TestFsspecSFTPSharedRuns(SharedStateRunSuite):
     @pytest.fixture
     def state_options(self, sshd, sftp_dir: str) -> dict[str, Any]:  # noqa: F811
         return {"url": sshd.url(f"{sftp_dir}/state"), **sshd.options()}
+
+
+# -- the command line against S3 -------------------------------------------------------------------
+def test_cli_migrates_local_state_to_s3_then_shows_and_resets_it_there(s3, tmp_path: Path) -> None:  # noqa: F811
+    from click.testing import CliRunner
+    from dataloader.cli import cli
+    from dataloader.state import LocalStateBackend
+
+    state = {"version": 1, "cursor_values": {"id": 41}, "watermarks": {}, "checkpoints": {}, "metadata": {}}
+    LocalStateBackend(tmp_path / "old").save("orders", state)
+    url = f"{s3.url('moved')}?endpoint_url={s3.endpoint_url}&region=us-east-1"
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    moved = invoke("state", "migrate", "--from", tmp_path / "old", "--to", url, "orders")
+    assert moved.exit_code == 0, moved.output
+    assert f"to {s3.url('moved')}" in moved.output
+    shown = invoke("show-state", "orders", "--state", url)
+    assert shown.exit_code == 0 and json.loads(shown.output) == state
+    assert invoke("reset-state", "orders", "--state", url, "--yes").exit_code == 0
+    assert "no state saved for 'orders'" in invoke("show-state", "orders", "--state", url).output
+
+
+def test_cli_show_state_of_a_recipe_file_reads_its_fsspec_backend(tmp_path: Path) -> None:
+    import yaml
+    from click.testing import CliRunner
+    from dataloader.cli import cli
+    from dataloader.testing_state import build_backend
+
+    options = {"url": f"file://{tmp_path}/shared"}
+    backend = build_backend("fsspec", options)
+    backend.load("orders")
+    backend.save("orders", {"cursor_values": {"id": 3}})
+    recipe = tmp_path / "orders.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "orders",
+        "source": {"type": "filestore", "path": str(tmp_path / "in.csv"), "format": "csv"},
+        "destination": {"type": "filestore", "path": str(tmp_path / "out"), "format": "csv"},
+        "state": {"backend": "fsspec", **options},
+    }))
+    shown = CliRunner().invoke(cli, ["show-state", str(recipe)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output) == {"cursor_values": {"id": 3}}

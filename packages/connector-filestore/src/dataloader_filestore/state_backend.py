@@ -237,7 +237,8 @@ class FsspecStateBackend:
             doc = _lease_doc(holder, token, ttl_s)
             if self._publish(self._path(recipe_name, "lease", number), doc):
                 self._remove([self._path(recipe_name, "lease", n) for n in generations])
-                return FsspecLease(self, recipe_name, number, token, holder, ttl_s)
+                # The engine renews from a thread of its own: give the lease its own connection.
+                return FsspecLease(FsspecStateBackend(self.config), recipe_name, number, token, holder, ttl_s)
         generations = self._numbers(recipe_name, "lease")
         doc = self._read(self._path(recipe_name, "lease", generations[-1])) if generations else None
         raise self._held(recipe_name, doc or {})
