@@ -74,6 +74,21 @@ def test_s3_conditional_put_refuses_an_existing_object(s3) -> None:  # noqa: F81
     assert json.loads(s3.fs.cat_file(s3.key("p/x.json"))) == {}
 
 
+@pytest.mark.parametrize("url", ["gs://bucket/state", "s3://"])
+def test_an_unsupported_or_empty_url_is_refused_at_validate_time(url: str) -> None:
+    from dataloader.errors import RecipeError
+    from dataloader.recipe import Recipe
+
+    with pytest.raises(RecipeError) as invalid:
+        Recipe.from_dict({
+            "name": "r",
+            "source": {"type": "filestore", "path": "in.csv", "format": "csv"},
+            "destination": {"type": "filestore", "path": "out", "format": "csv"},
+            "state": {"backend": "fsspec", "url": url},
+        })
+    assert "state.url" in str(invalid.value)
+
+
 def test_unknown_key_names_the_allowed_ones() -> None:
     from dataloader.errors import RecipeError
     from dataloader.recipe import Recipe

@@ -43,9 +43,9 @@ from typing import Any
 from dataloader import faults
 from dataloader.errors import DataLoaderError, LeaseHeldError, LeaseLostError, StateError
 from dataloader.run.ledger import LeaseHolder, holder_is_dead
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 
-from dataloader_filestore.remote.location import parse_location, redact
+from dataloader_filestore.remote.location import SCHEMES, parse_location, redact
 from dataloader_filestore.remote.options import RemoteOptions
 
 _NUMBERED = re.compile(r"^(state|lease)-(\d{12})\.json$")
@@ -59,6 +59,18 @@ class FsspecStateConfig(RemoteOptions):
     model_config = ConfigDict(extra="forbid")
 
     url: str
+
+    @field_validator("url")
+    @classmethod
+    def _supported_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if "://" in value else None
+        if scheme is not None and scheme not in SCHEMES:
+            raise ValueError(
+                f"the fsspec state backend reaches s3://, sftp:// and file:// URLs (or a plain folder), not {scheme}://"
+            )
+        if not value.split("://", 1)[-1].strip("/"):
+            raise ValueError("give a bucket, host or folder: s3://bucket/prefix, sftp://host/dir, file:///dir")
+        return value
 
 
 class FsspecStateBackend:

@@ -90,10 +90,10 @@ class PostgresStateBackend:
                 yield cur
             conn.commit()
         except psycopg2.Error as exc:
-            conn.rollback()
-            raise StateError(f"state backend {translate(exc, self.config, doing).message}") from exc  # type: ignore[arg-type]
+            _rollback(conn)
+            raise StateError(f"state backend {translate(exc, self.config, doing, conn=conn).message}") from exc  # type: ignore[arg-type]
         except BaseException:
-            conn.rollback()
+            _rollback(conn)
             raise
         finally:
             conn.close()
@@ -259,6 +259,14 @@ class PostgresStateBackend:
                     (ttl_s, recipe_name, token),
                 )
             return cur.rowcount == 1
+
+
+def _rollback(conn: Any) -> None:
+    """Roll back, unless the connection is already gone (the server rolls back then)."""
+    try:
+        conn.rollback()
+    except Exception:
+        pass
 
 
 class PostgresLease:
