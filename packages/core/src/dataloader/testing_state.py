@@ -252,6 +252,43 @@ class StateBackendContractSuite:
         lease = make_backend().acquire_lease(recipe, LeaseHolder.current("run-after"), 60.0)
         lease.release()
 
+    @pytest.mark.parametrize("lease_before", ["none", "expired"])
+    def test_two_processes_starting_at_once_exactly_one_gets_the_lease(
+        self, make_backend: Callable[[], Any], state_options: dict[str, Any], recipe: str, lease_before: str
+    ) -> None:
+        if lease_before == "expired":
+            make_backend().acquire_lease(recipe, other_holder("stale"), 0.001)
+        job = json.dumps({"backend": self.backend_name, "options": state_options, "recipe": recipe})
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", "from dataloader.testing_state import _child_race; _child_race()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for _ in range(2)
+        ]
+        try:
+            for child in children:
+                child.stdin.write(job + "\n")
+                child.stdin.flush()
+            for child in children:  # each has built its backend: now both go at once
+                assert child.stdout.readline().strip() == "ready", child.stderr.read()
+            for child in children:
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            answers = [child.stdout.readline().strip() for child in children]
+        finally:
+            for child in children:
+                try:
+                    child.stdin.write("done\n")
+                    child.stdin.close()
+                except OSError:
+                    pass
+                child.wait(60)
+        won = [a for a in answers if a.startswith("won ")]
+        refused = [a for a in answers if a.startswith("refused ")]
+        assert len(won) == 1 and len(refused) == 1, answers
+        assert won[0].split()[1] in refused[0], "the refusal must name the run that got the lease"
+
     # secrets -----------------------------------------------------------------------------------
     def test_secrets_are_never_stored_nor_shown(
         self, make_backend: Callable[[], Any], raw_store: Callable[[], str], state_secrets: list[str], recipe: str
@@ -482,6 +519,23 @@ def _child_save() -> None:
     backend = build_backend(job["backend"], job["options"])
     backend.load(job["recipe"])
     backend.save(job["recipe"], job["state"])
+
+
+def _child_race() -> None:
+    """Child of the race test: build the backend, say ready, then on "go" try to take the lease."""
+    job = json.loads(sys.stdin.readline())
+    backend = build_backend(job["backend"], job["options"])
+    run_id = f"racer-{uuid.uuid4().hex[:8]}"
+    print("ready", flush=True)
+    sys.stdin.readline()
+    try:
+        lease = backend.acquire_lease(job["recipe"], LeaseHolder.current(run_id), 60.0)
+    except LeaseHeldError as exc:
+        print("refused " + " ".join(str(exc).split()), flush=True)
+        return
+    print(f"won {run_id}", flush=True)
+    sys.stdin.readline()  # hold the lease until the test has both answers
+    lease.release()
 
 
 def _child_lease_and_die() -> None:
