@@ -385,10 +385,7 @@ def _acquire_file_lease(state_dir: Path, recipe_name: str, holder: LeaseHolder) 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        try:
-            other = Holder.from_dict(json.loads(os.pread(fd, 4096, 0) or b"{}"))
-        except (OSError, ValueError):
-            other = None
+        other = _read_holder(fd, Holder)
         os.close(fd)
         raise LeaseHeldError(
             recipe_name,
@@ -403,6 +400,22 @@ def _acquire_file_lease(state_dir: Path, recipe_name: str, holder: LeaseHolder) 
     os.ftruncate(fd, 0)
     os.pwrite(fd, payload, 0)
     return _FileLease(fd, path, holder)
+
+
+def _read_holder(fd: int, holder_type: Any) -> Any:
+    """The holder written in a lock file; the winner of a race writes it just after its flock,
+    so an empty file is read again for a moment before giving up."""
+    import time
+
+    for _ in range(50):
+        try:
+            data = os.pread(fd, 4096, 0)
+            if data:
+                return holder_type.from_dict(json.loads(data))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.002)
+    return None
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int, int]:
