@@ -142,8 +142,9 @@ class StateBackendContractSuite:
     # atomicity ---------------------------------------------------------------------------------
     def _save_in_child(self, state_options: dict[str, Any], recipe: str, state: dict[str, Any], *, kill: bool) -> int:
         """Save ``state`` from a real child process; with ``kill`` it dies by SIGKILL mid-save."""
-        env = {**os.environ, "DATALOADER_FAULT_AT": "1" if kill else "0"}
-        env.pop("DATALOADER_FAULT_LOG", None)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DATALOADER_FAULT_")}
+        if kill:
+            env["DATALOADER_FAULT_KILL_AT"] = "state_write"
         payload = json.dumps({"backend": self.backend_name, "options": state_options, "recipe": recipe, "state": state})
         child = subprocess.run(
             [sys.executable, "-c", "from dataloader.testing_state import _child_save; _child_save()"],
