@@ -628,4 +628,12 @@ def _command(argv: Sequence[str] | None) -> None:
     cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")
 
 
+def _install_state_commands() -> None:
+    from dataloader.cli_state import install
+
+    install(cli)  # show-state, reset-state and runs for every backend; `state migrate`
+
+
+_install_state_commands()
+
 __all__ = ["cli", "console_main", "main", "mask_secrets", "state_backend_for"]
