@@ -90,6 +90,9 @@ def secrets_in_text(text: str) -> list[str]:
             _user, colon, password = authority[:at].partition(":")
             if colon and password:
                 found.append(password)
+                # A parser that splits an unencoded password at / @ : (libpq does) quotes a piece
+                # of it as a host or a port: each piece is secret too.
+                found.extend(piece for piece in re.split(r"[/@:]", password) if piece != password)
     for match in _PAIR.finditer(text):
         if is_secret_name(match.group(1)):
             value = match.group(2)
@@ -145,13 +148,17 @@ class _Known:
 
 
 def _spellings(value: str) -> set[str]:
-    out = {value, quote(value, safe=""), quote(value), repr(value)[1:-1], json.dumps(value)[1:-1]}
-    out.add(json.dumps(value, ensure_ascii=False)[1:-1])
-    out.add(value.replace("\\", "\\\\").replace("'", "\\'"))
+    """Each way a message may quote ``value``: as given or stripped, percent-encoded or decoded,
+    escaped for a libpq string, and each of those again inside a ``repr`` or JSON string."""
+    forms = {value, value.strip(), quote(value, safe=""), quote(value)}
+    forms.add(value.replace("\\", "\\\\").replace("'", "\\'"))
     if "%" in value:
-        out.add(unquote(value))
+        forms.add(unquote(value))
     if "\n" in value:  # key material: any one line of it is still secret
-        out.update(line.strip() for line in value.splitlines() if len(line.strip()) >= 8)
+        forms.update(line.strip() for line in value.splitlines() if len(line.strip()) >= 8)
+    out = set(forms)
+    for form in forms:
+        out.update((repr(form)[1:-1], json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1]))
     return out
 
 
