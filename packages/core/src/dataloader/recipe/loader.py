@@ -157,6 +157,7 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[str, int]]:
     try:
         node = loader.get_single_node()
         if node is not None:
+            _check_looks_like_a_recipe(node, file)
             _check_aliases(node, file)
             _check_duplicates(node, "", file)
         data = loader.construct_document(node) if node is not None else None
@@ -179,19 +180,26 @@ def parse_yaml(text: str, file: str) -> tuple[dict[str, Any], dict[str, int]]:
             key=None,
             line=1,
         )
-    if not all(isinstance(key, str) and _IDENTIFIER.fullmatch(key) for key in data):
-        # /etc/passwd, a .env file, key material: say so without quoting a line of it.
-        raise RecipeError(
-            f"{file}: is not a recipe: its top-level keys are not recipe sections "
-            f"(name, source, destination, ...); its content is not shown",
-            file=file,
-            key=None,
-            line=None,
-        )
     lines: dict[str, int] = {}
     if node is not None:
         _collect_lines(node, "", lines)
     return data, lines
+
+
+def _check_looks_like_a_recipe(node: yaml.Node, file: str) -> None:
+    """A mapping whose top-level keys are not names is some other file (/etc/shadow parses as
+    one): say so before any other check could quote a line of it."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key_node, _ in node.value:
+        if not (isinstance(key_node, yaml.ScalarNode) and _IDENTIFIER.fullmatch(key_node.value)):
+            raise RecipeError(
+                f"{file}: is not a recipe: its top-level keys are not recipe sections "
+                "(name, source, destination, ...); its content is not shown",
+                file=file,
+                key=None,
+                line=None,
+            )
 
 
 def _check_aliases(root: yaml.Node, file: str) -> None:
@@ -246,8 +254,9 @@ def _check_duplicates(node: yaml.Node, prefix: str, file: str, seen: set[int] | 
                 earlier = first.get((key_node.tag, key_node.value))
                 if earlier is not None:
                     path = f"{prefix}{key_node.value}"
+                    shown = path if all(_IDENTIFIER.fullmatch(p) or p.isdigit() for p in path.split(".")) else "(a key not shown)"
                     raise RecipeError(
-                        f"{file}: {path}: duplicate key at lines {earlier} and {line}; keep one",
+                        f"{file}: {shown}: duplicate key at lines {earlier} and {line}; keep one",
                         file=file,
                         key=path,
                         line=line,
