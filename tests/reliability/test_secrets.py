@@ -27,6 +27,7 @@ MARK = "cnry"
 CANARIES = {
     "password_key": "cnry-pw-key-4TfQ-cnry",
     "url_password": "cnry-u/rl@pa%2Fss-cnry",
+    "real_server": "cnry-real-server-pw-cnry",
     "url_query": "cnry-query-pw-cnry",
     "url_sslpassword": "cnry-sslpw-9Zq-cnry",
     "dsn_password": "cnry-dsn-pw-cnry",
@@ -90,6 +91,12 @@ def _recipes(root: Path) -> dict[str, str]:
         "pg_key.yaml": _pg(
             "pg_key", f"host: 127.0.0.1, port: 1, database: nowhere, user: u, password: '{CANARIES['password_key']}'"
         ),
+        # The real server (trust auth ignores the password) answers: no such table.
+        "pg_real.yaml": _pg(
+            "pg_real",
+            f"dsn: 'postgresql://postgres:{CANARIES['real_server']}@127.0.0.1:5432/postgres', "
+            "table: public.dl_no_such_table",
+        ).replace("table: public.t, ", ""),
         # A secret in the wrong key: the int parser must not echo it.
         "port.yaml": _pg("port", "host: 127.0.0.1, port: \"{{ env_var('DB_PASSWORD') }}\""),
         # Inline key material where a path may go; S3 credentials on a local path.
@@ -157,7 +164,7 @@ def test_a_canary_in_every_kind_of_secret_never_reaches_any_output(dataloader_bi
     assert "partial_success" in ok.stdout and "[hook]" in ok.stderr
     record("run ok json", "run", *var, "--log-format", "json", "--full-refresh", "ok.yaml")
     record("run s3", "run", "s3.yaml")
-    failing = ["pg_url.yaml", "pg_query.yaml", "pg_dsn.yaml", "pg_bad_dsn.yaml", "pg_env.yaml", "pg_key.yaml"]
+    failing = ["pg_real.yaml", "pg_url.yaml", "pg_query.yaml", "pg_dsn.yaml", "pg_bad_dsn.yaml", "pg_env.yaml", "pg_key.yaml"]
     if importlib.util.find_spec("paramiko") is not None:  # the filestore's sftp extra
         failing.append("sftp_key.yaml")
     failed = record("run failing", "--debug", "run", *failing, extra_env=trace)

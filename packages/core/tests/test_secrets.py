@@ -88,6 +88,11 @@ def test_unknown_passwords_in_urls_and_pairs_are_masked_by_shape():
     assert secrets.mask(text) == "could not connect to postgresql://u:********@h/db with password=******** and token_count=3"
 
 
+def test_placeholders_in_hints_are_not_masked():
+    hint = "pass --var api_token=VALUE, or set password=... or token=<your token>"
+    assert secrets.mask(hint) == hint
+
+
 def test_session_forgets_what_it_learnt():
     with secrets.session():
         secrets.remember(["learnt-in-session"])

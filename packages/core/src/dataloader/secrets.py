@@ -210,8 +210,12 @@ def mask(text: str, *, structural: bool = True) -> str:
     return text
 
 
+# ``--var api_token=VALUE`` in a hint is a placeholder, not a password.
+_PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*|\.\.\.|<[^>]*>|\*+")
+
+
 def _pair_is_secret(match: re.Match[str]) -> bool:
-    return is_secret_name(match.group(1).rstrip(" =")) and match.group(2) != MASK
+    return is_secret_name(match.group(1).rstrip(" =")) and not _PLACEHOLDER.fullmatch(match.group(2))
 
 
 def mask_tree(tree: Any, secret_paths: Iterable[str] = (), _path: str = "") -> Any:

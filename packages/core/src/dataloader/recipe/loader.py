@@ -192,6 +192,8 @@ def _check_looks_like_a_recipe(node: yaml.Node, file: str) -> None:
     if not isinstance(node, yaml.MappingNode):
         return
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         if not (isinstance(key_node, yaml.ScalarNode) and _IDENTIFIER.fullmatch(key_node.value)):
             raise RecipeError(
                 f"{file}: is not a recipe: its top-level keys are not recipe sections "
