@@ -211,11 +211,12 @@ def mask(text: str, *, structural: bool = True) -> str:
 
 
 # ``--var api_token=VALUE`` in a hint is a placeholder, not a password.
-_PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*|\.\.\.|<[^>]*>|\*+")
+_PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*|\.\.\.|<.*|\*+")
 
 
 def _pair_is_secret(match: re.Match[str]) -> bool:
-    return is_secret_name(match.group(1).rstrip(" =")) and not _PLACEHOLDER.fullmatch(match.group(2))
+    value = match.group(2).rstrip(",.;:)]}") or match.group(2)
+    return is_secret_name(match.group(1).rstrip(" =")) and not _PLACEHOLDER.fullmatch(value)
 
 
 def mask_tree(tree: Any, secret_paths: Iterable[str] = (), _path: str = "") -> Any:
