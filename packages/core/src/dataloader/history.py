@@ -125,10 +125,16 @@ class RunHistory:
 
 
 def _create_private(path: Path) -> None:
-    """Create ``path`` as an empty 0600 file if it does not exist (SQLite's journals copy its mode)."""
+    """Create ``path`` as an empty 0600 file (SQLite's journals copy its mode); an older file that
+    others could read is made private."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except OSError:  # not ours to change: it stays as it is
+            pass
         return
     os.close(fd)
 
