@@ -92,7 +92,9 @@ def secrets_in_text(text: str) -> list[str]:
                 found.append(password)
                 # A parser that splits an unencoded password at / @ : (libpq does) quotes a piece
                 # of it as a host or a port: each piece is secret too.
-                found.extend(piece for piece in re.split(r"[/@:]", password) if piece != password)
+                # (A piece that is a port number is left alone: ``http://host:8080/a@b`` has none.)
+                pieces = re.split(r"[/@:]", password)
+                found.extend(p for p in pieces if p != password and not (p.isdigit() and len(p) <= 5))
     for match in _PAIR.finditer(text):
         if is_secret_name(match.group(1)):
             value = match.group(2)
