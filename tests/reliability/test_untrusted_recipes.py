@@ -9,6 +9,7 @@ message, how long it took and that nothing of the file it named was printed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -131,7 +132,7 @@ def test_a_file_that_is_not_a_recipe_is_never_quoted(dataloader_bin, repo):
     done, _ = _validate(dataloader_bin, repo, "validate", "recipes/a.yaml", "recipes/b.yaml", "recipes/c.yaml")
     assert done.returncode == 1
     assert "recipes/passwd: is not a recipe: its top-level keys are not recipe sections" in done.stdout
-    assert "recipes/app.env: a recipe must be a mapping of keys (name, source, destination, ...), not a str" in done.stdout
+    assert re.search(r"recipes/app.env(:1)?: a recipe must be a mapping of keys \(name, source, destination, ...\), not a str", done.stdout)
     assert "recipes/broken: invalid YAML at line" in done.stdout
     assert MARK not in done.stdout + done.stderr
 
@@ -177,8 +178,9 @@ def test_duplicate_keys_are_an_error_naming_both_lines(dataloader_bin, repo):
     _recipe(repo, "dup_top.yaml", "name: one\nsource: {type: duckdb}\nname: two\n")
     done, _ = _validate(dataloader_bin, repo, "validate", "recipes/dup.yaml", "recipes/dup_top.yaml")
     assert done.returncode == 1
-    assert "recipes/dup.yaml: source.database: duplicate key at lines 4 and 5; keep one" in done.stdout
-    assert "recipes/dup_top.yaml: name: duplicate key at lines 1 and 3; keep one" in done.stdout
+    # (``file:line:`` or ``file:``: the line is the second key's)
+    assert re.search(r"recipes/dup.yaml(:5)?: source.database: duplicate key at lines 4 and 5; keep one", done.stdout)
+    assert re.search(r"recipes/dup_top.yaml(:3)?: name: duplicate key at lines 1 and 3; keep one", done.stdout)
 
 
 TEMPLATE_ABUSE = {
