@@ -304,7 +304,7 @@ def validate(recipes: tuple[str, ...], vars: dict[str, str]) -> None:
 def render(recipe: str, vars: dict[str, str], output_format: str) -> None:
     """Print the fully resolved RECIPE (parents merged, templates rendered), secrets masked."""
     loaded = _load(recipe, vars)
-    masked = mask_tree(loaded.resolved, loaded.secret_paths)
+    masked = mask_secrets(loaded.resolved, loaded.secret_paths)
     if output_format == "json":
         click.echo(json.dumps(masked, indent=2, default=str))
     else:
