@@ -96,7 +96,7 @@ class StateBackendContractSuite:
     @pytest.fixture
     def state_secrets(self, state_options: dict[str, Any]) -> list[str]:
         """The secret values in ``state_options`` (override when they hide inside a URL or DSN)."""
-        from dataloader.cli import is_secret_key
+        from dataloader.secrets import is_secret_name as is_secret_key
 
         return [str(v) for k, v in state_options.items() if is_secret_key(k) and isinstance(v, str) and v]
 
