@@ -124,6 +124,14 @@ TYPE_TABLE: tuple[TypeRule, ...] = (
         lambda t: "OBJECT",
     ),
     TypeRule(
+        "null (a column with no value yet)",
+        "VARCHAR",
+        "string",
+        pa.types.is_null,
+        lambda t: "VARCHAR",
+        "a later run with typed values fails if they do not convert to text; declare the type with a cast step",
+    ),
+    TypeRule(
         "string listed in variant_columns (JSON text)",
         "VARIANT",
         "string (JSON text), field metadata snowflake_type=VARIANT",
