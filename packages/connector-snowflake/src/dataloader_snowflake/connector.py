@@ -76,7 +76,7 @@ class SnowflakeConnector(BaseConnector):
         if self._table is None:
             name = self.config.table_name()
             if name.database is None or name.schema is None:
-                row = (self._run("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()", None, "reading the session's database") or [(None, None)])[0]
+                row = (self._run("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()", None, "read the session's database") or [(None, None)])[0]
                 name = TableName(name.table, name.schema or row[1], name.database or row[0])
             if name.database is None or name.schema is None:
                 raise ConnectorError(
@@ -94,7 +94,7 @@ class SnowflakeConnector(BaseConnector):
 
     # -- information ----------------------------------------------------------------------------
     def test_connection(self) -> None:
-        self._run("SELECT 1", None, "testing the connection")
+        self._run("SELECT 1", None, "test the connection")
         if self.context.role == "source":
             self._describe()
 
@@ -110,7 +110,7 @@ class SnowflakeConnector(BaseConnector):
             f"SELECT ROW_COUNT FROM {quote(table.database or '')}.INFORMATION_SCHEMA.TABLES "
             "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (table.schema, table.table),
-            f"estimating the row count of table {table.display()}",
+            f"estimate the row count of table {table.display()}",
         )
         if not rows or rows[0][0] is None:
             return None
@@ -125,13 +125,13 @@ class SnowflakeConnector(BaseConnector):
             f"SELECT COUNT(*) FROM {quote(table.database or '')}.INFORMATION_SCHEMA.TABLES "
             "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             (table.schema, STATE_TABLE),
-            "looking for the commit-record table",
+            "look for the commit-record table",
         )
         if not exists or not exists[0][0]:
             return None
         records = self._record_table()
         sql, params = records.read_statement(recipe_name)
-        rows = self._run(sql, params, "reading the committed state")
+        rows = self._run(sql, params, "read the committed state")
         record = records.parse(recipe_name, rows[0] if rows else None)
         return record.to_dict() if record is not None else None
 
@@ -152,7 +152,7 @@ class SnowflakeConnector(BaseConnector):
                 cur.execute(f"SELECT * FROM {self._relation()} LIMIT 0")
                 description = cur.description
         except self._driver.Error as exc:
-            raise self._fail(exc, f"reading the columns of the {self.config.describe_target()}") from exc
+            raise self._fail(exc, f"read the columns of the {self.config.describe_target()}") from exc
         try:
             self._fields = [read_field(d.name, FIELD_ID_TO_NAME[d.type_code], d.precision, d.scale) for d in description]
         except ValueError as exc:
@@ -201,7 +201,7 @@ class SnowflakeConnector(BaseConnector):
         fields = self._describe()
         schema = pa.schema(fields)
         sql, params = self.select_sql(state)
-        doing = f"reading the {self.config.describe_target()}"
+        doing = f"read the {self.config.describe_target()}"
         try:
             cur = self.conn.cursor()
             cur.execute(sql, params or None)

@@ -50,7 +50,7 @@ def describe_columns(run: Any, table: TableName) -> list[tuple[str, str]] | None
         f"FROM {quote(table.database)}.INFORMATION_SCHEMA.COLUMNS "
         "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
         (table.schema, table.table),
-        f"reading the columns of table {table.display()}",
+        f"read the columns of table {table.display()}",
     )
     if not rows:
         return None
@@ -92,6 +92,7 @@ class StagedLoad:
         self._parts = PartWriter(self._put, part_bytes, numbered=mode == "merge")
         self.staging_created = False
         self.in_transaction = False
+        self.committed = False
 
     @property
     def label(self) -> str:
@@ -108,8 +109,8 @@ class StagedLoad:
     def prepare(self, arrow_schema: pa.Schema | None, record_table: Any) -> None:
         self.arrow_schema = arrow_schema
         schema_sql = self.target.schema_sql()
-        self._run(f"CREATE SCHEMA IF NOT EXISTS {schema_sql}", None, f"creating schema {schema_sql}")
-        self._run(record_table.create_sql(), None, "creating the commit-record table")
+        self._run(f"CREATE SCHEMA IF NOT EXISTS {schema_sql}", None, f"create schema {schema_sql}")
+        self._run(record_table.create_sql(), None, "create the commit-record table")
         existing = describe_columns(self._run, self.target)
         if arrow_schema is None:
             self.columns = existing or []
@@ -117,23 +118,23 @@ class StagedLoad:
         self._check_merge_keys(arrow_schema)
         if existing is None:
             definitions = ", ".join(column_ddl(f, f.name in self.variant_columns) for f in self._typed(arrow_schema))
-            self._run(f"CREATE TABLE IF NOT EXISTS {self.target.sql()} ({definitions})", None, f"creating {self.label}")
+            self._run(f"CREATE TABLE IF NOT EXISTS {self.target.sql()} ({definitions})", None, f"create {self.label}")
             existing = describe_columns(self._run, self.target) or []
         self.columns = existing
         self.load_columns = self._match_columns(arrow_schema)
-        self._run(f"CREATE STAGE IF NOT EXISTS {self.stage.sql()}", None, f"creating stage {self.stage.display()}")
+        self._run(f"CREATE STAGE IF NOT EXISTS {self.stage.sql()}", None, f"create stage {self.stage.display()}")
         if self.staging is not None:
             self._run(
                 f"CREATE TRANSIENT TABLE {self.staging.sql()} LIKE {self.target.sql()}",
                 None,
-                f"creating the staging table for {self.label}",
+                f"create the staging table for {self.label}",
             )
             self.staging_created = True
             if self.mode == "merge":
                 self._run(
                     f"ALTER TABLE {self.staging.sql()} ADD COLUMN {quote(SEQ)} NUMBER(19,0)",
                     None,
-                    f"preparing the staging table for {self.label}",
+                    f"prepare the staging table for {self.label}",
                 )
 
     @staticmethod
@@ -188,7 +189,7 @@ class StagedLoad:
         self._run(
             f"PUT '{uri}' {self._location()} AUTO_COMPRESS=FALSE OVERWRITE=TRUE",
             None,
-            f"uploading {path.name} to stage {self.stage.display()}",
+            f"upload {path.name} to stage {self.stage.display()}",
         )
 
     # -- the transaction -----------------------------------------------------------------------
@@ -222,7 +223,7 @@ class StagedLoad:
         )
 
     def _copy(self, into: TableName) -> None:
-        rows = self._run(self._copy_sql(into), None, f"loading the staged parts into {self.label}")
+        rows = self._run(self._copy_sql(into), None, f"load the staged parts into {self.label}")
         loaded = 0
         for row in rows or []:
             # COPY reports one row per file: (file, status, rows_parsed, rows_loaded, ...).
@@ -246,22 +247,23 @@ class StagedLoad:
         has_rows = self.arrow_schema is not None and self.rows > 0
         if has_rows and self.staging is not None:
             self._copy(self.staging)
-        self._run("BEGIN", None, f"starting the transaction on {self.label}")
+        self._run("BEGIN", None, f"start the transaction on {self.label}")
         self.in_transaction = True
         if self.mode == "append":
             if has_rows:
                 self._copy(self.target)
         elif self.mode == "overwrite":
             if self.columns:
-                self._run(f"DELETE FROM {self.target.sql()}", None, f"emptying {self.label} for the overwrite")
+                self._run(f"DELETE FROM {self.target.sql()}", None, f"empty {self.label} for the overwrite")
             if has_rows:
                 self._insert_from_staging()
         elif has_rows:
             self._merge()
         for sql, params in record_statements:
-            self._run(sql, params, f"writing the commit record next to {self.label}")
-        self._run("COMMIT", None, f"committing to {self.label}")
+            self._run(sql, params, f"write the commit record next to {self.label}")
+        self._run("COMMIT", None, f"commit to {self.label}")
         self.in_transaction = False
+        self.committed = True
 
     def _insert_from_staging(self) -> None:
         assert self.staging is not None
@@ -269,7 +271,7 @@ class StagedLoad:
         self._run(
             f"INSERT INTO {self.target.sql()} ({columns}) SELECT {columns} FROM {self.staging.sql()}",
             None,
-            f"moving the rows into {self.label}",
+            f"move the rows into {self.label}",
         )
 
     def merge_sql(self) -> str:
@@ -290,21 +292,27 @@ class StagedLoad:
         return sql + f" WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
 
     def _merge(self) -> None:
-        self._run(self.merge_sql(), None, f"merging the rows into {self.label}")
+        self._run(self.merge_sql(), None, f"merge the rows into {self.label}")
 
     # -- after COMMIT or on abort ----------------------------------------------------------------
     def rollback(self) -> None:
         if self.in_transaction:
             self.in_transaction = False
-            self._run("ROLLBACK", None, f"rolling back the write to {self.label}")
+            self._run("ROLLBACK", None, f"roll back the write to {self.label}")
 
     def cleanup(self) -> None:
         """Remove what this write left on the stage and the staging table. Best effort: a
-        failure here changes nothing the run committed, so it is logged, not raised."""
+        failure here changes nothing the run committed, so it is logged, not raised.
+
+        After a COMMIT the parts are gone already (``COPY … PURGE=TRUE`` removed them); after an
+        abort, the parts uploaded so far are removed with ``REMOVE`` on the write's own prefix.
+        """
         self._parts.close()
-        steps = [(f"REMOVE {self._location()}", f"removing the staged parts under {self._location()}")]
+        steps = []
+        if self._parts.parts and not self.committed:
+            steps.append((f"REMOVE {self._location()}", f"remove the staged parts under {self._location()}"))
         if self.staging is not None and self.staging_created:
-            steps.append((f"DROP TABLE IF EXISTS {self.staging.sql()}", f"dropping staging table {self.staging.display()}"))
+            steps.append((f"DROP TABLE IF EXISTS {self.staging.sql()}", f"drop staging table {self.staging.display()}"))
         for sql, doing in steps:
             try:
                 self._run(sql, None, doing)
