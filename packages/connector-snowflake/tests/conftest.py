@@ -79,7 +79,8 @@ def emulator() -> Iterator[dict[str, Any]]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-        Path(log.name).unlink(missing_ok=True)
+        if not os.environ.get("DATALOADER_KEEP_FAKESNOW_LOG"):
+            Path(log.name).unlink(missing_ok=True)
 
 
 def raw_connect(keys: dict[str, Any], **extra: Any) -> Any:
@@ -123,7 +124,9 @@ def section(emulator: dict[str, Any], database: str) -> Callable[..., dict[str, 
     """A recipe section dict (``type: snowflake`` + connection keys) plus ``extra`` keys."""
 
     def make(**extra: Any) -> dict[str, Any]:
-        return {"type": "snowflake", **emulator, "database": database, "schema": "PUBLIC", **extra}
+        # network_timeout: the emulator answers an unsupported statement with HTTP 500, which the
+        # driver would otherwise retry for minutes.
+        return {"type": "snowflake", **emulator, "database": database, "schema": "PUBLIC", "network_timeout": 20, **extra}
 
     return make
 

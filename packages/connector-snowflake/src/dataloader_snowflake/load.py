@@ -193,11 +193,23 @@ class StagedLoad:
         )
 
     # -- the transaction -----------------------------------------------------------------------
-    def _semi_structured(self) -> set[str]:
-        return {name for name, kind in self.columns if kind in SEMI_STRUCTURED}
+    def _json_text_columns(self) -> set[str]:
+        """Target columns that are VARIANT/OBJECT/ARRAY and receive text: they need PARSE_JSON.
+
+        A nested Arrow column (list, struct) is a nested Parquet field, which loads as it is.
+        """
+        if self.arrow_schema is None:
+            return set()
+        kinds = dict(self.columns)
+        return {
+            column
+            for field, column in zip(self.arrow_schema, self.load_columns, strict=True)
+            if kinds.get(column) in SEMI_STRUCTURED
+            and (pa.types.is_string(field.type) or pa.types.is_large_string(field.type))
+        }
 
     def _copy_sql(self, into: TableName) -> str:
-        semi = self._semi_structured() & set(self.load_columns)
+        semi = self._json_text_columns()
         options = "FILE_FORMAT=(TYPE=PARQUET) PURGE=TRUE"
         if not semi:
             return f"COPY INTO {into.sql()} FROM {self._location()} {options} MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE"

@@ -207,4 +207,12 @@ def conform(column: Any, field: pa.Field) -> Any:
     return column.cast(target)  # safe cast: a value that does not fit raises
 
 
-__all__ = ["METADATA_KEY", "SEMI_STRUCTURED", "TYPE_TABLE", "TypeRule", "column_ddl", "conform", "read_field", "snowflake_type"]
+def markdown_table() -> str:
+    """:data:`TYPE_TABLE` as the Markdown table printed in ``docs/connectors/snowflake.md``."""
+    lines = ["| Arrow (written) | Snowflake column created | read back as | note |", "|---|---|---|---|"]
+    for rule in TYPE_TABLE:
+        lines.append(f"| {rule.arrow} | `{rule.snowflake}` | {rule.reads_as} | {rule.note} |")
+    return "\n".join(lines)
+
+
+__all__ = ["markdown_table", "METADATA_KEY", "SEMI_STRUCTURED", "TYPE_TABLE", "TypeRule", "column_ddl", "conform", "read_field", "snowflake_type"]
