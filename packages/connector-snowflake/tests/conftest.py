@@ -97,16 +97,27 @@ def database(emulator: dict[str, Any]) -> Iterator[str]:
     conn = raw_connect(emulator)
     try:
         conn.cursor().execute(f"CREATE DATABASE {name}")
-        conn.cursor().execute(f"CREATE SCHEMA {name}.PUBLIC")
         yield name
     finally:
         conn.close()
 
 
 @pytest.fixture
-def sf(emulator: dict[str, Any], database: str) -> Iterator[Any]:
-    """A driver connection to the test database, for arranging and checking."""
-    conn = raw_connect(emulator, database=database, schema="PUBLIC")
+def schema(emulator: dict[str, Any], database: str) -> str:
+    """A schema of the test's own: its tables and commit records are nobody else's."""
+    name = f"T_{uuid.uuid4().hex[:10].upper()}"
+    conn = raw_connect(emulator, database=database)
+    try:
+        conn.cursor().execute(f"CREATE SCHEMA {database}.{name}")
+    finally:
+        conn.close()
+    return name
+
+
+@pytest.fixture
+def sf(emulator: dict[str, Any], database: str, schema: str) -> Iterator[Any]:
+    """A driver connection to the test's schema, for arranging and checking."""
+    conn = raw_connect(emulator, database=database, schema=schema)
     try:
         yield conn
     finally:
@@ -120,13 +131,13 @@ def query(conn: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-def section(emulator: dict[str, Any], database: str) -> Callable[..., dict[str, Any]]:
+def section(emulator: dict[str, Any], database: str, schema: str) -> Callable[..., dict[str, Any]]:
     """A recipe section dict (``type: snowflake`` + connection keys) plus ``extra`` keys."""
 
     def make(**extra: Any) -> dict[str, Any]:
         # network_timeout: the emulator answers an unsupported statement with HTTP 500, which the
         # driver would otherwise retry for minutes.
-        return {"type": "snowflake", **emulator, "database": database, "schema": "PUBLIC", "network_timeout": 20, **extra}
+        return {"type": "snowflake", **emulator, "database": database, "schema": schema, "network_timeout": 20, **extra}
 
     return make
 

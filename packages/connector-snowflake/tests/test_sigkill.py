@@ -46,7 +46,8 @@ def _write_csv(path: Path) -> list[tuple[int, str, int]]:
 
 def _recipe(work: Path, csv_path: Path, section: dict[str, Any]) -> Path:
     recipe = {
-        "name": "sigkill_csv_snowflake_merge",
+        # One recipe per attempt: the commit record in the schema is per recipe name.
+        "name": f"sigkill_merge_{work.name.replace('-', '_')}",
         "source": {"type": "filestore", "path": str(csv_path), "format": "csv", "incremental": {"strategy": "modified_time"}},
         "transform": {"steps": [{"type": "cast", "columns": {"id": "int", "updated": "int"}}]},
         "destination": {**section, "write_mode": "merge", "merge_keys": ["id"]},
