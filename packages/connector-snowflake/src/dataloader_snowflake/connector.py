@@ -203,17 +203,12 @@ class SnowflakeConnector(BaseConnector):
         sql, params = self.select_sql(state)
         doing = f"read the {self.config.describe_target()}"
         try:
-            cur = self.conn.cursor()
-            cur.execute(sql, params or None)
-            tables = cur.fetch_arrow_batches()
-            while True:
-                try:
-                    table = next(tables)
-                except StopIteration:
-                    break
-                for record_batch in table.to_batches(max_chunksize=self.context.batch_size):
-                    yield Batch.from_arrow(_conformed(record_batch, schema))
-            cur.close()
+            with self.conn.cursor() as cur:
+                cur.execute(sql, params or None)
+                # One Arrow table per result chunk (the emulator returns the whole result as one).
+                for table in cur.fetch_arrow_batches():
+                    for record_batch in table.to_batches(max_chunksize=self.context.batch_size):
+                        yield Batch.from_arrow(_conformed(record_batch, schema))
         except self._driver.Error as exc:
             raise self._fail(exc, doing) from exc
         except pa.ArrowInvalid as exc:

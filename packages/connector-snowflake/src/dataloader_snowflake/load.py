@@ -109,7 +109,13 @@ class StagedLoad:
     def prepare(self, arrow_schema: pa.Schema | None, record_table: Any) -> None:
         self.arrow_schema = arrow_schema
         schema_sql = self.target.schema_sql()
-        self._run(f"CREATE SCHEMA IF NOT EXISTS {schema_sql}", None, f"create schema {schema_sql}")
+        found = self._run(
+            f"SELECT COUNT(*) FROM {quote(self.target.database or '')}.INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (self.target.schema,),
+            f"look for schema {schema_sql}",
+        )
+        if not found or not found[0][0]:  # creating only when missing: a role may use a schema it may not create
+            self._run(f"CREATE SCHEMA IF NOT EXISTS {schema_sql}", None, f"create schema {schema_sql}")
         self._run(record_table.create_sql(), None, "create the commit-record table")
         existing = describe_columns(self._run, self.target)
         if arrow_schema is None:
