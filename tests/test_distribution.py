@@ -41,11 +41,11 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def user_venv(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
-    """A fresh venv where a user ran ``pip install 'dataloader[duckdb,filestore,postgres]==<ours>'``."""
+    """A fresh venv where a user ran ``pip install 'dataloader[duckdb,filestore,postgres,bigquery]==<ours>'``."""
     target = tmp_path_factory.mktemp("venv") / "venv"
     venv.EnvBuilder(with_pip=True).create(target)
     python = target / "bin" / "python"
-    requirement = f"dataloader[duckdb,filestore,postgres]=={core_version()}"
+    requirement = f"dataloader[duckdb,filestore,postgres,bigquery]=={core_version()}"
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--find-links", str(wheelhouse), requirement],
@@ -78,7 +78,8 @@ def tomllike_name(package: Path) -> str:
 def test_extras_install_our_connector_wheels_not_the_registry_project(user_venv: Path, wheelhouse: Path) -> None:
     versions = installed(user_venv)
     assert versions["dataloader"] == core_version()
-    for dist in ("dataloader-connector-duckdb", "dataloader-connector-filestore", "dataloader-connector-postgres"):
+    for dist in ("dataloader-connector-duckdb", "dataloader-connector-filestore", "dataloader-connector-postgres",
+                 "dataloader-connector-bigquery"):
         assert dist in versions, f"{dist} was not installed by the extras"
         assert list(wheelhouse.glob(f"{dist.replace('-', '_')}-{versions[dist]}-*.whl")), f"{dist} did not come from the wheelhouse"
 
@@ -92,6 +93,7 @@ def test_installed_cli_lists_connectors_with_their_distributions(user_venv: Path
     assert listed["duckdb"]["distribution"] == "dataloader-connector-duckdb"
     assert listed["filestore"]["distribution"] == "dataloader-connector-filestore"
     assert listed["postgres"]["distribution"] == "dataloader-connector-postgres"
+    assert listed["bigquery"]["distribution"] == "dataloader-connector-bigquery"
     assert "merge" in listed["duckdb"]["write_modes"]
 
 
