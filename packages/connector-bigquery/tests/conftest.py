@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 from dataloader.connector import RunContext
 from dataloader.engine import RunResult, run_recipe
-from dataloader.plugins import PluginHost
+from dataloader.plugins import PluginHost, use_host
 from dataloader.recipe import Recipe
 from dataloader.state import LocalStateBackend
+from dataloader.testing import plugin_host
 from dataloader_bigquery import types
 from dataloader_bigquery.config import BigQueryConfig
 from dataloader_bigquery.connector import BigQueryConnector
@@ -64,9 +65,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def host() -> PluginHost:
-    host = PluginHost(load_entrypoints=False)
-    host.register(dataloader_bigquery.plugin, name="bigquery", distribution="dataloader-connector-bigquery")
-    return host
+    """This package's plugin plus the contract kit's in-memory connector; no entry points."""
+    return plugin_host(dataloader_bigquery.plugin, entry_points=False)
 
 
 class Warehouse:
@@ -114,10 +114,11 @@ class Warehouse:
         return True
 
     def run(self, source: dict[str, Any], destination: dict[str, Any], *, name: str = "load", **runtime: Any) -> RunResult:
-        recipe = Recipe.from_dict(
-            {"name": name, "source": source, "destination": destination, "runtime": {"batch_size": 2, **runtime}}
-        )
-        return run_recipe(recipe, LocalStateBackend(self.root / "state"), host=self.host, history=False)
+        with use_host(self.host):
+            recipe = Recipe.from_dict(
+                {"name": name, "source": source, "destination": destination, "runtime": {"batch_size": 2, **runtime}}
+            )
+            return run_recipe(recipe, LocalStateBackend(self.root / "state"), host=self.host, history=False)
 
     def connector(self, role: str = "destination", **keys: Any) -> BigQueryConnector:
         config = BigQueryConfig(**self.keys(**keys))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,14 @@ def test_csv_merge_run_twice_updates_and_inserts(warehouse: Warehouse, tmp_path:
     )
     first = _run(str(recipe), "--state-dir", str(tmp_path / "state"))
     assert first.exit_code == 0, first.output
-    assert warehouse.rows("SELECT id, name, CAST(amount AS STRING) FROM `{ds}.customers` ORDER BY id") == [
-        (1, "Ada", "10.5"), (2, "Alan T.", "21")
+    assert warehouse.rows("SELECT id, name, amount FROM `{ds}.customers` ORDER BY id") == [
+        (1, "Ada", Decimal("10.5")), (2, "Alan T.", Decimal("21"))
     ]
     csv.write_text("id,name,amount\n2,Alan Turing,22.00\n3,Grace,5.25\n")
     second = _run(str(recipe), "--state-dir", str(tmp_path / "state"))
     assert second.exit_code == 0, second.output
-    assert warehouse.rows("SELECT id, name, CAST(amount AS STRING) FROM `{ds}.customers` ORDER BY id") == [
-        (1, "Ada", "10.5"), (2, "Alan Turing", "22"), (3, "Grace", "5.25")
+    assert warehouse.rows("SELECT id, name, amount FROM `{ds}.customers` ORDER BY id") == [
+        (1, "Ada", Decimal("10.5")), (2, "Alan Turing", Decimal("22")), (3, "Grace", Decimal("5.25"))
     ]
     assert warehouse.count("customers") == 3
     # The commit record of the second run sits beside the rows; no staging table is left.

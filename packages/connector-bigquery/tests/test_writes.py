@@ -12,20 +12,13 @@ from conftest import Warehouse, people
 from dataloader.batch import Batch
 from dataloader.errors import ConnectorError
 from dataloader.state import State
-from dataloader.testing import MEMORY_TABLES, plugin_host
+from dataloader.testing import MEMORY_TABLES
 from dataloader_bigquery import types
 
 
 def _memory_source(table: pa.Table, key: str = "rows") -> dict[str, object]:
     MEMORY_TABLES[key] = table
     return {"type": "contract_memory", "table": key}
-
-
-@pytest.fixture(autouse=True)
-def _with_memory_source(warehouse: Warehouse) -> None:
-    import dataloader_bigquery.plugin
-
-    warehouse.host = plugin_host(dataloader_bigquery.plugin, entry_points=False)
 
 
 def _stages(warehouse: Warehouse) -> list[str]:
