@@ -111,3 +111,26 @@ def test_render_masks_inline_credentials(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["render", str(recipe)])
     assert result.exit_code == 0, result.output
     assert "SECRETVALUE" not in result.output and "********" in result.output
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"table": "a.b.c.d"}, "must be name, dataset.name or project.dataset.name"),
+        ({"table": "t", "dataset": None}, "has no dataset"),
+        ({"credentials_json": "{not json SECRETVALUE"}, "credentials_json is not valid JSON"),
+        ({"incremental": {"strategy": "modified_time"}}, "cursor' only"),
+    ],
+    ids=["table-parts", "no-dataset", "bad-json", "strategy"],
+)
+def test_validate_names_the_key_and_never_echoes_a_secret(tmp_path: Path, keys: dict[str, Any], message: str) -> None:
+    source = {"type": "bigquery", "project": "p", "dataset": "d", "table": "t", **keys}
+    source = {k: v for k, v in source.items() if v is not None}
+    recipe = _write_recipe(
+        tmp_path / "bad.yaml",
+        {"name": "bad", "source": source, "destination": {"type": "filestore", "path": str(tmp_path / "o"), "format": "parquet"}},
+    )
+    result = CliRunner().invoke(cli, ["validate", str(recipe)])
+    assert result.exit_code == 1
+    assert message in result.output and "source" in result.output
+    assert "SECRETVALUE" not in result.output and "Traceback" not in result.output

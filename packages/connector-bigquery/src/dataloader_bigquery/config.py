@@ -63,19 +63,6 @@ class BigQueryConfig(ConnectorConfig):
     #: Seconds to wait for a load or query job to finish.
     job_timeout_s: float = Field(default=900.0, gt=0)
 
-    @field_validator("credentials_json")
-    @classmethod
-    def _credentials_are_json(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        try:
-            info = json.loads(value.get_secret_value())
-        except ValueError:
-            raise ValueError("credentials_json is not valid JSON (paste the whole service-account key file)") from None
-        if not isinstance(info, dict) or "type" not in info:
-            raise ValueError("credentials_json must be a service-account key: a JSON object with a 'type' key")
-        return value
-
     @field_validator("query")
     @classmethod
     def _query_without_terminator(cls, value: str | None) -> str | None:
@@ -89,6 +76,7 @@ class BigQueryConfig(ConnectorConfig):
 
     @model_validator(mode="after")
     def _check(self) -> BigQueryConfig:
+        self._check_credentials()
         if self.table and self.query:
             raise ValueError("give either `table` or `query`, not both")
         if not self.table and not self.query:
@@ -104,6 +92,21 @@ class BigQueryConfig(ConnectorConfig):
         if self.incremental is not None and not self.incremental.cursor_column:
             raise ValueError("incremental strategy cursor needs `cursor_column`")
         return self
+
+    def _check_credentials(self) -> None:
+        """Checked on the model, not the field: a field's error would quote the (secret) input."""
+        if self.credentials_json is None:
+            return
+        text = self.credentials_json.get_secret_value()
+        if not text.strip():
+            self.credentials_json = None
+            return
+        try:
+            info = json.loads(text)
+        except ValueError:
+            raise ValueError("credentials_json is not valid JSON (paste the whole service-account key file)") from None
+        if not isinstance(info, dict) or "type" not in info:
+            raise ValueError("credentials_json must be a service-account key: a JSON object with a 'type' key")
 
     def table_parts(self, default_project: str) -> tuple[str, str, str]:
         """``(project, dataset, table)`` of ``table``."""
