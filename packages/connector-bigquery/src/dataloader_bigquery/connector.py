@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from dataloader.batch import Batch
+from dataloader.batch import Batch, rechunk
 from dataloader.connector import BaseConnector, Capabilities
 from dataloader.errors import ConnectorError
 from dataloader.run.ledger import CommitRecord, CommitRecordTable
@@ -104,8 +104,6 @@ class BigQueryConnector(BaseConnector):
         return keys
 
     def read_batches(self, state: State) -> Iterator[Batch]:
-        from dataloader.engine import rechunk
-
         start = self._cursor_start(state)
         order = self._order()
         if self.config.table and start is None and not order:
