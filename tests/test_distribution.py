@@ -41,11 +41,11 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def user_venv(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
-    """A fresh venv where a user ran ``pip install 'dataloader[duckdb,filestore,postgres,dynamodb,snowflake]==<ours>'``."""
+    """A fresh venv where a user ran ``pip install 'dataloader[duckdb,filestore,postgres,dynamodb,snowflake,bigquery]==<ours>'``."""
     target = tmp_path_factory.mktemp("venv") / "venv"
     venv.EnvBuilder(with_pip=True).create(target)
     python = target / "bin" / "python"
-    requirement = f"dataloader[duckdb,filestore,postgres,dynamodb,snowflake]=={core_version()}"
+    requirement = f"dataloader[duckdb,filestore,postgres,dynamodb,snowflake,bigquery]=={core_version()}"
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--find-links", str(wheelhouse), requirement],
@@ -84,6 +84,7 @@ def test_extras_install_our_connector_wheels_not_the_registry_project(user_venv:
         "dataloader-connector-postgres",
         "dataloader-state-dynamodb",
         "dataloader-connector-snowflake",
+        "dataloader-connector-bigquery",
     ):
         assert dist in versions, f"{dist} was not installed by the extras"
         assert list(wheelhouse.glob(f"{dist.replace('-', '_')}-{versions[dist]}-*.whl")), f"{dist} did not come from the wheelhouse"
@@ -99,6 +100,7 @@ def test_installed_cli_lists_connectors_with_their_distributions(user_venv: Path
     assert listed["filestore"]["distribution"] == "dataloader-connector-filestore"
     assert listed["postgres"]["distribution"] == "dataloader-connector-postgres"
     assert listed["snowflake"]["distribution"] == "dataloader-connector-snowflake"
+    assert listed["bigquery"]["distribution"] == "dataloader-connector-bigquery"
     assert "merge" in listed["duckdb"]["write_modes"]
 
 
