@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataloader.testing_state import SharedStateRunSuite, StateBackendContractSuite
+from dataloader.testing.state import SharedStateRunSuite, StateBackendContractSuite
 from remote.conftest import S3_CREDENTIALS, moto_endpoint, s3, sftp_dir, sshd  # noqa: F401  (fixtures)
 
 
@@ -150,7 +150,7 @@ def test_cli_show_state_of_a_recipe_file_reads_its_fsspec_backend(tmp_path: Path
     import yaml
     from click.testing import CliRunner
     from dataloader.cli import cli
-    from dataloader.testing_state import build_backend
+    from dataloader.testing.state import build_backend
 
     options = {"url": f"file://{tmp_path}/shared"}
     backend = build_backend("fsspec", options)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from dataloader.testing_state import SharedStateRunSuite, StateBackendContractSuite
+from dataloader.testing.state import SharedStateRunSuite, StateBackendContractSuite
 
 #: Trust authentication ignores it, but the backend must never store or show it.
 PASSWORD = "pg-state-secret-Zq81"
@@ -54,7 +54,7 @@ class TestPostgresStateContract(StateBackendContractSuite):
 
 def test_a_dsn_with_a_password_is_never_shown(pg_params: dict[str, Any], state_schema: str) -> None:
     from dataloader.errors import StateError
-    from dataloader.testing_state import build_backend
+    from dataloader.testing.state import build_backend
 
     dsn = f"postgresql://nobody:{PASSWORD}@127.0.0.1:1/{pg_params['dbname']}"
     backend = build_backend("postgres", {"dsn": dsn, "schema": state_schema, "connect_attempts": 1})

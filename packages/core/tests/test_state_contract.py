@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataloader.testing_state import SharedStateRunSuite, StateBackendContractSuite, shared_run_host
+from dataloader.testing.state import SharedStateRunSuite, StateBackendContractSuite, shared_run_host
 
 
 class TestLocalStateContract(StateBackendContractSuite):

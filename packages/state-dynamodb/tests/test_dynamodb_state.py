@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from dataloader.testing_state import SharedStateRunSuite, StateBackendContractSuite
+from dataloader.testing.state import SharedStateRunSuite, StateBackendContractSuite
 
 
 class TestDynamoDBStateContract(StateBackendContractSuite):

@@ -78,7 +78,7 @@ def register_state_backends(register: Register) -> None:
     and ``save`` must be atomic and refuse (``StateError``) to overwrite a state saved by another
     instance since this one loaded it. It should hold the per-recipe lease
     (``dataloader.state.LeasingBackend``) and may offer ``delete(name)`` and ``lease_holder(name)``
-    for the CLI. ``dataloader.testing_state.StateBackendContractSuite`` tests all of it.
+    for the CLI. ``dataloader.testing.state.StateBackendContractSuite`` tests all of it.
     """
 
 

@@ -584,6 +584,15 @@ class ConnectorContractSuite:
         assert sorted(int(i) for i in out.column("id").to_pylist()) == list(range(1, 9))
 
 
+def __getattr__(name: str) -> Any:
+    # The state-backend suites live in ``dataloader.testing.state`` (it imports the CLI's helpers).
+    if name in ("StateBackendContractSuite", "SharedStateRunSuite"):
+        from dataloader.testing import state
+
+        return getattr(state, name)
+    raise AttributeError(f"module 'dataloader.testing' has no attribute {name!r}")
+
+
 __all__ = [
     "ConnectorContractSuite",
     "ContractTarget",

@@ -4,7 +4,7 @@ A backend package tests itself against the contract with a subclass and two fixt
 
     # tests/test_state_contract.py
     import pytest
-    from dataloader.testing_state import StateBackendContractSuite
+    from dataloader.testing.state import StateBackendContractSuite
 
     class TestStateContract(StateBackendContractSuite):
         backend_name = "dynamodb"
@@ -147,7 +147,7 @@ class StateBackendContractSuite:
             env["DATALOADER_FAULT_KILL_AT"] = "state_write"
         payload = json.dumps({"backend": self.backend_name, "options": state_options, "recipe": recipe, "state": state})
         child = subprocess.run(
-            [sys.executable, "-c", "from dataloader.testing_state import _child_save; _child_save()"],
+            [sys.executable, "-c", "from dataloader.testing.state import _child_save; _child_save()"],
             input=payload, env=env, capture_output=True, text=True, timeout=120,
         )
         if not kill:
@@ -246,7 +246,7 @@ class StateBackendContractSuite:
     ) -> None:
         payload = json.dumps({"backend": self.backend_name, "options": state_options, "recipe": recipe})
         child = subprocess.run(
-            [sys.executable, "-c", "from dataloader.testing_state import _child_lease_and_die; _child_lease_and_die()"],
+            [sys.executable, "-c", "from dataloader.testing.state import _child_lease_and_die; _child_lease_and_die()"],
             input=payload, capture_output=True, text=True, timeout=120,
         )
         assert child.returncode == -signal.SIGKILL, child.stderr
@@ -262,7 +262,7 @@ class StateBackendContractSuite:
         job = json.dumps({"backend": self.backend_name, "options": state_options, "recipe": recipe})
         children = [
             subprocess.Popen(
-                [sys.executable, "-c", "from dataloader.testing_state import _child_race; _child_race()"],
+                [sys.executable, "-c", "from dataloader.testing.state import _child_race; _child_race()"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
             for _ in range(2)
