@@ -315,3 +315,17 @@ def test_a_run_stopped_by_a_signal_is_recorded_as_interrupted(tmp_path, signum, 
     runs = RunHistory(tmp_path / "runs.db").list()
     assert runs and runs[0]["status"] == "interrupted"
     assert json.loads((tmp_path / "state" / "slow.json").read_text())["checkpoints"] == {}
+
+
+def test_show_state_says_where_the_state_was_committed(backend, tmp_path):
+    from click.testing import CliRunner
+    from dataloader.cli import cli
+    from dataloader.cli_state import _origin
+
+    MEMORY_TABLES["src"] = rows([1, 2])
+    result = run(recipe(), backend)
+    shown = CliRunner().invoke(cli, ["show-state", "job", "--state-dir", str(tmp_path / "state")], catch_exceptions=False)
+    data = json.loads(shown.output)
+    assert data["metadata"]["committed_in"] == "contract_memory"
+    line = _origin("job", data, str(tmp_path / "state"))
+    assert f"commit record that run {result.run_id} stored in the contract_memory destination" in line

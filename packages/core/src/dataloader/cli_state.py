@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -135,6 +136,21 @@ def show_state(target: str, state_url: str | None, state_dir: str | None, vars: 
         click.echo(f"no state saved for '{name}' in {where}", err=True)
         return
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    if sys.stderr.isatty():
+        click.echo(_origin(name, data, where), err=True)
+
+
+def _origin(name: str, data: dict[str, Any], where: str) -> str:
+    """Where a saved state came from, in words (``metadata.committed_in`` says it as data)."""
+    metadata = data.get("metadata") or {}
+    destination = metadata.get("committed_in")
+    run = metadata.get("last_run_id") or "?"
+    if destination:
+        return (
+            f"state of '{name}' from {where}: a copy of the commit record that run {run} stored in the "
+            f"{destination} destination; that record is the truth, and the next run restores this copy from it"
+        )
+    return f"state of '{name}' from {where}: the destination keeps no commit record, so this is the only copy"
 
 
 @click.command("reset-state")
