@@ -21,7 +21,15 @@ from dataloader.errors import ConnectorError
 from dataloader_duckdb import driver
 from dataloader_duckdb.config import DuckDBConfig
 from dataloader_duckdb.names import TableName, quote_ident
-from dataloader_duckdb.writer import MemoryLimit, StagedLoad, arrow_columns, read_state, table_columns, type_conflicts
+from dataloader_duckdb.writer import (
+    MemoryLimit,
+    StagedLoad,
+    arrow_columns,
+    home,
+    read_state,
+    table_columns,
+    type_conflicts,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,6 +56,8 @@ class DuckDBConnector(BaseConnector):
         super().__init__(config)
         driver.load_driver()
         self._con: Any = None
+        self._target: TableName | None = None
+        self._home: tuple[str, str] = ("", "main")  # the connection's catalog and default schema
         self._load: StagedLoad | None = None
         self._memory: MemoryLimit | None = None
 
@@ -65,6 +75,14 @@ class DuckDBConnector(BaseConnector):
                 database=self.database,
             )
         return name
+
+    @property
+    def qualified_table(self) -> TableName:
+        """``table`` with its catalog and schema spelled out, as every statement names it (connects)."""
+        if self._target is None:
+            self._home = home(self._connection())
+            self._target = self.table.in_catalog(*self._home)
+        return self._target
 
     @property
     def _is_destination(self) -> bool:
@@ -117,6 +135,7 @@ class DuckDBConnector(BaseConnector):
                 memory.close()
             if self._con is not None:
                 con, self._con = self._con, None
+                self._target = None
                 con.close()
 
     # -- source -----------------------------------------------------------------------------
@@ -124,7 +143,7 @@ class DuckDBConnector(BaseConnector):
         if self.config.query:
             query = self.config.query.strip().rstrip(";").strip()
             return f"SELECT * FROM ({query}) AS _dataloader_query"
-        return f"SELECT * FROM {self.table.sql}"
+        return f"SELECT * FROM {self.qualified_table.sql}"
 
     def _order_by(self, con: Any) -> str:
         """``ORDER BY`` when the engine needs a stable order (checkpointed runs skip rows by count).
@@ -194,7 +213,7 @@ class DuckDBConnector(BaseConnector):
         """The Arrow schema of the source's rows, or of the destination table (None before it exists)."""
         with driver.translating(f"read the schema of {self._describe()}", database=self.database):
             con = self._connection()
-            if self._is_destination and table_columns(con, self.table) is None:
+            if self._is_destination and table_columns(con, self.qualified_table) is None:
                 return None
             _use_utc(con)
             return con.sql(self._relation() + " LIMIT 0").to_arrow_table().schema
@@ -224,9 +243,9 @@ class DuckDBConnector(BaseConnector):
                 problems.append(f"merge key column(s) {', '.join(missing)} are not in the source's columns")
         with driver.translating(f"check the columns of {self._describe()}", table=str(self.table)):
             con = self._connection()
-            existing = table_columns(con, self.table)
+            existing = table_columns(con, self.qualified_table)
             if existing is not None:
-                problems += [str(error) for error in type_conflicts(self.table, existing, arrow_columns(con, schema))]
+                problems += [str(error) for error in type_conflicts(self.qualified_table, existing, arrow_columns(con, schema))]
         return problems
 
     def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
@@ -242,7 +261,9 @@ class DuckDBConnector(BaseConnector):
                 table=str(self.table),
             )
         con = self._connection()
-        load = StagedLoad(con, self.table, mode, self.config.merge_keys, memory=self._memory)
+        with driver.translating(f"start loading {self._describe()}", table=str(self.table)):
+            target = self.qualified_table
+        load = StagedLoad(con, target, mode, self.config.merge_keys, memory=self._memory, scratch_schema=self._home[1])
         self._load = load
         with driver.translating(f"start loading {self._describe()}", table=str(self.table)):
             try:

@@ -1,7 +1,7 @@
 """One run's write into a DuckDB table: a staging table inside one transaction.
 
 ``begin`` opens the transaction and creates the staging table (in the database's default schema,
-under a name unique to the run); ``write`` appends each Arrow batch to it with ``INSERT ... SELECT`` over
+under a name unique to the run; every name is spelled out with its catalog, see ``names``); ``write`` appends each Arrow batch to it with ``INSERT ... SELECT`` over
 the Arrow buffers (DuckDB copies the columns, Python never touches a row); ``commit`` shapes
 the target (create it, add new columns, widen columns), moves the staged rows in with the write
 mode, records the run's state in ``_dataloader_state``, drops the staging table and commits.
@@ -34,7 +34,9 @@ from dataloader_duckdb.types import NULL_TYPE, is_null_type, reconcile
 
 #: Order of the staged rows, so that a merge can keep the last row of each key.
 SEQ_COLUMN = "_dataloader_seq"
-STATE_TABLE = TableName("_dataloader_state", "main")
+#: The commit record table lives in the ``main`` schema of the destination's catalog.
+STATE_SCHEMA = "main"
+STATE_TABLE_NAME = "_dataloader_state"
 #: Batches queued for the running INSERT: enough to keep DuckDB busy, few enough to keep memory flat.
 STREAM_DEPTH = 2
 
@@ -49,9 +51,18 @@ class StagedLoad:
     """Created per run by the destination connector; see the module docstring."""
 
     def __init__(
-        self, con: Any, target: TableName, mode: str, merge_keys: list[str], memory: MemoryLimit | None = None
+        self,
+        con: Any,
+        target: TableName,
+        mode: str,
+        merge_keys: list[str],
+        memory: MemoryLimit | None = None,
+        *,
+        scratch_schema: str = "main",
     ) -> None:
+        """``target`` is fully qualified (:func:`qualify`); the staging table goes to ``scratch_schema``."""
         self.con = con
+        self.scratch_schema = scratch_schema
         self.memory = memory
         self.target = target
         self.mode = mode
@@ -87,8 +98,8 @@ class StagedLoad:
         _refuse_duplicate_names(schema.names, self.target)
         if self.mode == "merge":
             self._check_merge_keys(schema.names)
-        # A plain name in the connection's default schema, unique to the run: it needs no quoting.
-        self.stage = TableName(f"_dataloader_stage_{uuid.uuid4().hex[:12]}")
+        # In the target's catalog and the connection's default schema, under a name unique to the run.
+        self.stage = TableName(f"_dataloader_stage_{uuid.uuid4().hex[:12]}", self.scratch_schema, self.target.catalog)
         empty = pa.Table.from_batches([], schema=self._with_seq(schema))
         _ArrowRows(self.con, empty).run(f"CREATE TABLE {self.stage.sql} AS SELECT * FROM {{rows}} LIMIT 0")
         # Arrow ``null`` columns stay undecided: DuckDB versions differ in the type they give them.
@@ -207,7 +218,7 @@ class StagedLoad:
         elif self.mode == "overwrite" and self._target_columns() is not None:
             # The source produced no rows: an overwrite leaves the table empty, like any other overwrite.
             self.con.execute(f"DELETE FROM {self.target.sql}")
-        save_state(self.con, recipe_name, run_id, state)
+        save_state(self.con, self.target.catalog, recipe_name, run_id, state)
         self.con.execute("COMMIT")
         self.active = False
 
@@ -240,7 +251,8 @@ class StagedLoad:
         existing = self._target_columns()
         if existing is None:
             if self.target.schema is not None:
-                self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.target.schema)}")
+                schema = TableName(self.target.schema, self.target.catalog)  # "catalog"."schema"
+                self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema.sql}")
             definition = ", ".join(f"{quote_ident(c.name)} {_storable(c.type)}" for c in columns)
             self.con.execute(f"CREATE TABLE {self.target.sql} ({definition})")
             return
@@ -403,15 +415,19 @@ class _InsertStream(Handoff):
         return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+def home(con: Any) -> tuple[str, str]:
+    """The connection's catalog (named after the database file) and its default schema."""
+    catalog, schema = con.execute("SELECT current_database(), current_schema()").fetchall()[0]
+    return catalog, schema
+
+
 def table_columns(con: Any, table: TableName) -> dict[str, Column] | None:
-    """A table's columns by lower-cased name, or None when there is no such table."""
-    schema_filter = "lower(schema_name) = lower(?)" if table.schema else "schema_name = current_schema()"
-    params = [table.name] + ([table.schema] if table.schema else [])
+    """A table's columns by lower-cased name, or None when there is no such table (``table`` qualified)."""
     rows = con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() "
-        f"WHERE database_name = current_database() AND lower(table_name) = lower(?) AND {schema_filter} "
+        "WHERE database_name = ? AND lower(schema_name) = lower(?) AND lower(table_name) = lower(?) "
         "ORDER BY column_index",
-        params,
+        [table.catalog, table.schema, table.name],
     ).fetchall()
     if not rows:
         return None
@@ -461,33 +477,41 @@ def _refuse_duplicate_names(names: list[str], target: TableName) -> None:
 
 
 # -- the exactly-once record -------------------------------------------------------------------
-def ensure_state_table(con: Any) -> None:
+def state_table(catalog: str) -> TableName:
+    """``"catalog"."main"."_dataloader_state"``: one row per recipe, written inside each commit."""
+    return TableName(STATE_TABLE_NAME, STATE_SCHEMA, catalog)
+
+
+def ensure_state_table(con: Any, catalog: str) -> None:
     con.execute(
-        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE.sql} "
+        f"CREATE TABLE IF NOT EXISTS {state_table(catalog).sql} "
         "(recipe_name VARCHAR, run_id VARCHAR, state VARCHAR, committed_at TIMESTAMP WITH TIME ZONE)"
     )
 
 
-def save_state(con: Any, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+def save_state(con: Any, catalog: str, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
     """Upsert the recipe's row of ``_dataloader_state`` (inside the caller's transaction)."""
-    ensure_state_table(con)
-    con.execute(f"DELETE FROM {STATE_TABLE.sql} WHERE recipe_name = ?", [recipe_name])
+    ensure_state_table(con, catalog)
+    table = state_table(catalog).sql
+    con.execute(f"DELETE FROM {table} WHERE recipe_name = ?", [recipe_name])
     con.execute(
-        f"INSERT INTO {STATE_TABLE.sql} VALUES (?, ?, ?, ?)",
+        f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
         [recipe_name, run_id, json.dumps(state, sort_keys=True, default=str), dt.datetime.now(dt.timezone.utc)],
     )
 
 
 def read_state(con: Any, recipe_name: str) -> dict[str, Any] | None:
+    """The committed record of ``recipe_name`` in the connection's own catalog, or None."""
+    catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = ? AND table_name = ?",
-        [STATE_TABLE.schema, STATE_TABLE.name],
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+        [catalog, STATE_SCHEMA, STATE_TABLE_NAME],
     ).fetchall()[0][0]
     if not exists:
         return None
     rows = con.execute(
-        f"SELECT run_id, state FROM {STATE_TABLE.sql} WHERE recipe_name = ? ORDER BY committed_at DESC LIMIT 1",
+        f"SELECT run_id, state FROM {state_table(catalog).sql} WHERE recipe_name = ? "
+        "ORDER BY committed_at DESC LIMIT 1",
         [recipe_name],
     ).fetchall()
     if not rows:
@@ -498,12 +522,15 @@ def read_state(con: Any, recipe_name: str) -> dict[str, Any] | None:
 
 __all__ = [
     "SEQ_COLUMN",
-    "STATE_TABLE",
+    "STATE_SCHEMA",
+    "STATE_TABLE_NAME",
     "Column",
     "StagedLoad",
     "arrow_columns",
+    "home",
     "read_state",
     "save_state",
+    "state_table",
     "table_columns",
     "type_conflicts",
 ]
