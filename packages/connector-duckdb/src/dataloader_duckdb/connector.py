@@ -10,6 +10,7 @@ error naming the install command, and ``import dataloader_duckdb.plugin`` stays 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from dataloader.state import State
 
 
+#: The load's limit under ``memory_limit: auto`` (see ``MemoryLimit``): 2M CSV rows peak at ~260 MiB.
+AUTO_MEMORY_LIMIT = "48MB"
+
+
 class DuckDBConnector(BaseConnector):
     """Reads and writes one DuckDB table (or reads one query) in one database file."""
 
@@ -57,6 +62,7 @@ class DuckDBConnector(BaseConnector):
         driver.load_driver()
         self._con: Any = None
         self._target: TableName | None = None
+        self._temp_directory = ""  # where DuckDB spills (for messages; removed at close when empty)
         self._home: tuple[str, str] = ("", "main")  # the connection's catalog and default schema
         self._load: StagedLoad | None = None
         self._memory: MemoryLimit | None = None
@@ -116,11 +122,14 @@ class DuckDBConnector(BaseConnector):
                 order = "true" if self.config.preserve_insertion_order else "false"
                 with driver.translating("set preserve_insertion_order"):
                     self._con.execute(f"SET SESSION preserve_insertion_order = {order}")
+                    self._con.execute("SET enable_progress_bar = false")  # DuckDB would draw on our output
                 limit = self.config.memory_limit
                 if limit and not driver.is_memory(driver.database_path(self.config.database)):
-                    with driver.translating("set memory_limit", memory_limit=limit):
-                        self._con.execute(f"SET memory_limit = '{_literal(limit)}'")
-                        self._memory = MemoryLimit(self._con, limit)
+                    auto = limit.strip().lower() == "auto"
+                    with driver.translating("set destination.memory_limit", memory_limit=limit):
+                        self._memory = MemoryLimit(self._con, AUTO_MEMORY_LIMIT if auto else limit, lifts=auto)
+                with driver.translating("read temp_directory"):
+                    self._temp_directory = self._con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
             else:
                 driver.require_existing_file(self.config.database)
                 self._con = driver.connect(self.config.database, read_only=True)
@@ -261,21 +270,34 @@ class DuckDBConnector(BaseConnector):
                 table=str(self.table),
             )
         con = self._connection()
-        with driver.translating(f"start loading {self._describe()}", table=str(self.table)):
+        with self._writing(f"start loading {self._describe()}"):
             target = self.qualified_table
         load = StagedLoad(con, target, mode, self.config.merge_keys, memory=self._memory, scratch_schema=self._home[1])
         self._load = load
-        with driver.translating(f"start loading {self._describe()}", table=str(self.table)):
+        with self._writing(f"start loading {self._describe()}"):
             try:
                 load.begin(schema)
             except BaseException:
                 self.abort()
                 raise
 
+    def _writing(self, action: str) -> contextlib.AbstractContextManager[None]:
+        """Translate DuckDB errors while writing; an out-of-memory error says which key to raise."""
+        return driver.translating(action, out_of_memory=self._memory_advice(), table=str(self.table))
+
+    def _memory_advice(self) -> str:
+        limit = self.config.memory_limit
+        now = f", {self._memory.bytes / 1024**2:,.0f} MiB at this point" if self._memory and self._memory.bytes else ""
+        spill = f"; DuckDB spills to {self._temp_directory}, which needs free disk space" if self._temp_directory else ""
+        return (
+            f"raise destination.memory_limit in the recipe (it is {limit!r}{now}), e.g. 'memory_limit: 2GB', "
+            f"or set it to null for DuckDB's default (80 % of RAM){spill}"
+        )
+
     def write_batch(self, batch: Batch, state: State) -> None:
         if self._load is None:
             raise ConnectorError("write_batch called before begin", table=str(self.table))
-        with driver.translating(f"stage rows for {self._describe()}", table=str(self.table)):
+        with self._writing(f"stage rows for {self._describe()}"):
             # One record batch even when the engine joined the source's small batches without copying:
             # DuckDB's parallel insert hands out whole batches to its threads, and 2M rows in CSV
             # blocks of ~5k rows went in ~0.1 s slower than the same rows in batches of 100k.
@@ -284,14 +306,14 @@ class DuckDBConnector(BaseConnector):
     def commit(self, state: State) -> None:
         if self._load is None:
             raise ConnectorError("commit called before begin", table=str(self.table))
-        with driver.translating(f"commit the load into {self._describe()}", table=str(self.table)):
+        with self._writing(f"commit the load into {self._describe()}"):
             self._load.commit(self.context.recipe_name, self.context.run_id, state.to_dict())
         self._load = None
 
     def abort(self) -> None:
         load, self._load = self._load, None
         if load is not None:
-            with driver.translating(f"roll back the load into {self._describe()}", table=str(self.table)):
+            with self._writing(f"roll back the load into {self._describe()}"):
                 load.abort()
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
@@ -308,12 +330,9 @@ class DuckDBConnector(BaseConnector):
                 con.close()
 
 
-def _literal(text: str) -> str:
-    return text.replace("'", "''")
-
-
 def _use_utc(con: Any) -> None:
-    """Time-zone-aware timestamps come out in UTC, whatever the machine's zone."""
+    """Time-zone-aware timestamps come out in UTC, whatever the machine's zone (and no progress bar)."""
+    con.execute("SET enable_progress_bar = false")
     try:
         con.execute("SET TimeZone = 'UTC'")
     except Exception:  # DuckDB without its ICU extension has no time zones to set

@@ -93,23 +93,37 @@ def require_parent_dir(database: str) -> None:
         )
 
 
-def translate(exc: BaseException, action: str, **facts: Any) -> DataLoaderError:
-    """One :class:`ConnectorError` for a driver exception, with the first line of DuckDB's message."""
+def translate(exc: BaseException, action: str, *, out_of_memory: str | None = None, **facts: Any) -> DataLoaderError:
+    """One :class:`ConnectorError` for a driver exception, with the first line of DuckDB's message.
+
+    ``out_of_memory`` is the advice for a DuckDB out-of-memory error (which setting to raise),
+    given by a caller that knows the recipe's keys.
+    """
     if isinstance(exc, DataLoaderError):
         return exc
     cause = exc.__context__
     if "transaction is aborted" in str(exc) and cause is not None and cause is not exc:
         # A relation's statement that failed inside a transaction reports the aborted transaction;
         # the error that aborted it (a constraint, a conversion) is the one worth telling.
-        return translate(cause, action, **facts)
+        return translate(cause, action, out_of_memory=out_of_memory, **facts)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if out_of_memory is not None and is_out_of_memory(text):
+        return ConnectorError(f"could not {action}: DuckDB ran out of memory ({text}); {out_of_memory}", **facts)
     cls = TransientConnectorError if any(m in text.lower() for m in _TRANSIENT_MARKERS) else ConnectorError
     return cls(f"could not {action}: {text}", **facts)
 
 
+_OUT_OF_MEMORY_MARKERS = ("out of memory", "could not allocate block", "failed to pin block", "failed to allocate data")
+
+
+def is_out_of_memory(text: str) -> bool:
+    """DuckDB says it in several ways; a failed COMMIT reports it as a "TransactionContext Error"."""
+    return any(marker in text.lower() for marker in _OUT_OF_MEMORY_MARKERS)
+
+
 @contextlib.contextmanager
 def translating(action: str, **facts: Any) -> Iterator[None]:
-    """Turn any ``duckdb`` error raised in the block into a :class:`ConnectorError`."""
+    """Turn any ``duckdb`` error raised in the block into a :class:`ConnectorError` (see :func:`translate`)."""
     duckdb = load_driver()
     try:
         yield
@@ -135,6 +149,7 @@ __all__ = [
     "connect",
     "database_path",
     "is_memory",
+    "is_out_of_memory",
     "load_driver",
     "require_existing_file",
     "require_parent_dir",

@@ -130,7 +130,7 @@ class StagedLoad:
         if self.stream is not None and not data.schema.equals(self.stream.schema):
             self.flush()  # a batch of another shape: finish this INSERT, shape the tables again
         if self.memory is not None:
-            self.memory.fit(data.nbytes)
+            self.memory.fit(data.nbytes, data.num_columns + (self.mode == "merge"))
         if self.stream is None:
             self._start_stream(data.schema)
         self.stream.put(self._with_seq(data.schema, data))
@@ -211,16 +211,24 @@ class StagedLoad:
     # -- commit ---------------------------------------------------------------------------
     def commit(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
         self.flush()
-        if self.stage is not None:
-            if not self.direct:
-                self._publish()
-            self.con.execute(f"DROP TABLE {self.stage.sql}")
-        elif self.mode == "overwrite" and self._target_columns() is not None:
-            # The source produced no rows: an overwrite leaves the table empty, like any other overwrite.
-            self.con.execute(f"DELETE FROM {self.target.sql}")
-        save_state(self.con, self.target.catalog, recipe_name, run_id, state)
-        self.con.execute("COMMIT")
-        self.active = False
+        try:
+            if self.stage is not None:
+                if not self.direct:
+                    if self.mode == "merge" and self.memory is not None:
+                        self.memory.lift()
+                    self._publish()
+                self.con.execute(f"DROP TABLE {self.stage.sql}")
+            elif self.mode == "overwrite" and self._target_columns() is not None:
+                # The source produced no rows: an overwrite leaves the table empty, like any other overwrite.
+                self.con.execute(f"DELETE FROM {self.target.sql}")
+            save_state(self.con, self.target.catalog, recipe_name, run_id, state, memory=self.memory)
+            if self.memory is not None:
+                self.memory.lift()  # COMMIT may checkpoint, which holds blocks of every column at once
+            self.con.execute("COMMIT")
+            self.active = False
+        finally:
+            if self.memory is not None:
+                self.memory.restore()
 
     def _publish(self) -> None:
         columns = list(self.stage_columns.values())
@@ -289,6 +297,8 @@ class StagedLoad:
         stream, self.stream = self.stream, None
         if stream is not None:
             stream.cancel()
+        if self.memory is not None:
+            self.memory.restore()
         if not self.active:
             return
         self.active = False
@@ -352,21 +362,42 @@ class _ArrowRows:
 
 
 class MemoryLimit:
-    """DuckDB's ``memory_limit`` for a destination, raised (never lowered) to fit the biggest batch.
+    """DuckDB's ``memory_limit`` for a destination: small while rows stream in, never too small.
 
-    A small limit keeps a long load's memory flat, but DuckDB must hold a whole value in one block:
-    a single 50 MB text in a 64 MB limit fails with "could not allocate block". So the limit grows to
-    ``HEADROOM`` times the largest batch seen. It is set through a connection of its own, because
-    the load's connection may be busy with an insert on another thread (the setting is global).
+    A small limit keeps a long load's memory flat (DuckDB spills the uncommitted rows to its temp
+    directory), but some things DuckDB cannot spill, so the limit is raised (never lowered) to fit:
+
+    - a whole value sits in one block: a single 50 MB text failed in a 64 MB limit with "could not
+      allocate block", hence ``HEADROOM`` times the largest batch;
+    - an insert keeps one 256 KiB block per column and thread pinned: 300 columns failed under
+      128 MB on 2 threads, hence ``(threads + 1) * columns * BLOCK`` plus ``BASE``.
+
+    With ``lifts`` (the recipe's ``memory_limit: auto``), :meth:`lift` hands the whole machine to
+    DuckDB (its own default, 80 % of RAM) for a merge's publish step: deleting the matched keys and
+    keeping the last row of each staged key builds hash tables over every staged key, which failed
+    under 48 MB at 2M keys. :meth:`restore` puts the load's limit back for the next checkpoint.
+
+    The setting is global to the database and is set through a connection of its own, because the
+    load's connection may be busy with an insert on another thread.
     """
 
     HEADROOM = 4
+    BLOCK = 256 * 1024
+    BASE = 16 * 1024**2
     _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
-    def __init__(self, con: Any, limit: str) -> None:
+    def __init__(self, con: Any, limit: str, *, lifts: bool = False) -> None:
         self.bytes = self.parse(limit)
+        self.lifts = lifts
+        self.lifted = False
         self.con = con.cursor() if self.bytes is not None else None
+        self.threads = 1
+        if self.con is None:  # a form DuckDB reads and this class does not ("75%"?): set as written
+            con.execute("SET memory_limit = '{}'".format(limit.replace("'", "''")))
+        else:
+            self.con.execute(f"SET memory_limit = '{self.bytes}B'")
+            self.threads = int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
 
     @classmethod
     def parse(cls, text: str) -> int | None:
@@ -378,12 +409,25 @@ class MemoryLimit:
         except (KeyError, ValueError):
             return None
 
-    def fit(self, batch_bytes: int) -> None:
-        needed = self.HEADROOM * batch_bytes
+    def fit(self, batch_bytes: int, columns: int = 0) -> None:
+        """Raise the limit to what a batch of ``batch_bytes`` in ``columns`` columns needs."""
+        needed = max(self.HEADROOM * batch_bytes, (self.threads + 1) * columns * self.BLOCK + self.BASE)
         if self.con is None or self.bytes is None or needed <= self.bytes:
             return
-        self.con.execute(f"SET memory_limit = '{needed}B'")
         self.bytes = needed
+        if not self.lifted:
+            self.con.execute(f"SET memory_limit = '{needed}B'")
+
+    def lift(self) -> None:
+        """DuckDB's own default limit, for a step that must hold every staged key (``auto`` only)."""
+        if self.lifts and self.con is not None and not self.lifted:
+            self.con.execute("RESET memory_limit")
+            self.lifted = True
+
+    def restore(self) -> None:
+        if self.lifted and self.con is not None:
+            self.con.execute(f"SET memory_limit = '{self.bytes}B'")
+        self.lifted = False
 
     def close(self) -> None:
         if self.con is not None:
@@ -489,15 +533,17 @@ def ensure_state_table(con: Any, catalog: str) -> None:
     )
 
 
-def save_state(con: Any, catalog: str, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+def save_state(
+    con: Any, catalog: str, recipe_name: str, run_id: str, state: dict[str, Any], memory: MemoryLimit | None = None
+) -> None:
     """Upsert the recipe's row of ``_dataloader_state`` (inside the caller's transaction)."""
     ensure_state_table(con, catalog)
     table = state_table(catalog).sql
+    text = json.dumps(state, sort_keys=True, default=str)
+    if memory is not None:
+        memory.fit(len(text))  # one value, one block: a big state needs a limit to match
     con.execute(f"DELETE FROM {table} WHERE recipe_name = ?", [recipe_name])
-    con.execute(
-        f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
-        [recipe_name, run_id, json.dumps(state, sort_keys=True, default=str), dt.datetime.now(dt.timezone.utc)],
-    )
+    con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?)", [recipe_name, run_id, text, dt.datetime.now(dt.timezone.utc)])
 
 
 def read_state(con: Any, recipe_name: str) -> dict[str, Any] | None:
