@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataloader.batch import Batch
 from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
-from dataloader.errors import ConnectorError
+from dataloader.errors import ConnectorError, LeaseHeldError
+from dataloader.run.ledger import CommitRecord, LeaseHolder
 
 from dataloader_duckdb import driver
 from dataloader_duckdb.config import DuckDBConfig
@@ -27,7 +29,7 @@ from dataloader_duckdb.writer import (
     StagedLoad,
     arrow_columns,
     home,
-    read_state,
+    read_record,
     table_columns,
     type_conflicts,
 )
@@ -41,6 +43,11 @@ if TYPE_CHECKING:
 AUTO_MEMORY_LIMIT = "48MB"
 
 
+#: Recipes held by a run in this process, by (database file, recipe): see ``acquire_lock``.
+_LOCKS: dict[tuple[str, str], LeaseHolder] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
 class DuckDBConnector(BaseConnector):
     """Reads and writes one DuckDB table (or reads one query) in one database file."""
 
@@ -50,6 +57,8 @@ class DuckDBConnector(BaseConnector):
         write_modes=frozenset({"append", "overwrite", "merge"}),
         incremental_strategies=frozenset({"cursor"}),
         transactional=True,
+        commits_state=True,
+        locks=True,
         types=frozenset(TYPE_FAMILIES) - {"json"},  # JSON text stays VARCHAR
         preserves_types=True,
         notes=("merge replaces the whole row of a matching key; NULL keys match each other",),
@@ -65,6 +74,7 @@ class DuckDBConnector(BaseConnector):
         self._temp_directory = ""  # where DuckDB spills (for messages; removed at close when empty)
         self._home: tuple[str, str] = ("", "main")  # the connection's catalog and default schema
         self._load: StagedLoad | None = None
+        self._locked: set[str] = set()  # recipes this connector holds the lock of (acquire_lock)
         self._memory: MemoryLimit | None = None
 
     # -- names ------------------------------------------------------------------------------
@@ -139,6 +149,8 @@ class DuckDBConnector(BaseConnector):
         try:
             self.abort()
         finally:
+            for recipe_name in list(self._locked):
+                self.release_lock(recipe_name)
             if self._memory is not None:
                 memory, self._memory = self._memory, None
                 memory.close()
@@ -307,7 +319,10 @@ class DuckDBConnector(BaseConnector):
         if self._load is None:
             raise ConnectorError("commit called before begin", table=str(self.table))
         with self._writing(f"commit the load into {self._describe()}"):
-            self._load.commit(self.context.recipe_name, self.context.run_id, state.to_dict())
+            record = CommitRecord.for_commit(
+                self.context.recipe_name, self.context.run_id, state, self.context.extras.get("published")
+            )
+            self._load.commit(record)
         self._load = None
 
     def abort(self) -> None:
@@ -317,17 +332,43 @@ class DuckDBConnector(BaseConnector):
                 load.abort()
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
-        """The run id and state the last committed run of ``recipe_name`` stored with its rows."""
+        """The commit record (``CommitRecord.to_dict()``) the last commit of ``recipe_name`` stored with its rows.
+
+        Read on a connection of its own, which sees only what is committed, never this run's open
+        transaction.
+        """
         if self.config.database != driver.MEMORY and not os.path.exists(self.database) and self._con is None:
             return None
-        with driver.translating(f"read the committed state of '{recipe_name}' in {self.database}"):
-            if self._con is not None:
-                return read_state(self._con, recipe_name)
-            con = driver.connect(self.config.database, read_only=True)
+        with driver.translating(f"read the commit record of '{recipe_name}' in {self.database}", database=self.database):
+            con = self._con.cursor() if self._con is not None else driver.connect(self.config.database, read_only=True)
             try:
-                return read_state(con, recipe_name)
+                record = read_record(con, recipe_name)
             finally:
                 con.close()
+        return record.to_dict() if record is not None else None
+
+    # -- the per-recipe lock ----------------------------------------------------------------
+    def acquire_lock(self, recipe_name: str, holder: LeaseHolder) -> None:
+        """Hold ``recipe_name`` on this database file until :meth:`release_lock` or :meth:`close`.
+
+        Across processes DuckDB's own file lock already keeps the file to this run: the destination
+        holds its read-write connection from ``open`` to ``close``, and another process cannot open
+        the file meanwhile (:func:`driver.connect` says who holds it). Within one process, where
+        connections share one database, this registry refuses a second run of the same recipe.
+        """
+        key = (os.path.realpath(self.database), recipe_name)
+        with _LOCKS_GUARD:
+            other = _LOCKS.get(key)
+            if other is not None and other != holder:
+                raise LeaseHeldError(recipe_name, other, where=f"DuckDB database {self.database}")
+            _LOCKS[key] = holder
+        self._locked.add(recipe_name)
+
+    def release_lock(self, recipe_name: str) -> None:
+        key = (os.path.realpath(self.database), recipe_name)
+        with _LOCKS_GUARD:
+            _LOCKS.pop(key, None)
+        self._locked.discard(recipe_name)
 
 
 def _use_utc(con: Any) -> None:

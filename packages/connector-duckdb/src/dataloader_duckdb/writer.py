@@ -4,7 +4,7 @@
 under a name unique to the run; every name is spelled out with its catalog, see ``names``); ``write`` appends each Arrow batch to it with ``INSERT ... SELECT`` over
 the Arrow buffers (DuckDB copies the columns, Python never touches a row); ``commit`` shapes
 the target (create it, add new columns, widen columns), moves the staged rows in with the write
-mode, records the run's state in ``_dataloader_state``, drops the staging table and commits.
+mode, writes the run's commit record (the core's ``CommitRecordTable``), drops the staging table and commits.
 
 ``append`` and ``overwrite`` of batches whose column types are all known go straight into the target
 instead (``overwrite`` deletes the old rows first, in the same transaction): no second copy of the
@@ -18,8 +18,6 @@ staging table never becomes visible to anyone else.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,15 +26,15 @@ from typing import Any
 import pyarrow as pa
 from dataloader.errors import ConnectorError
 from dataloader.handoff import END, Handoff
+from dataloader.run.ledger import CommitRecord, CommitRecordTable
 
 from dataloader_duckdb.names import TableName, quote_ident
 from dataloader_duckdb.types import NULL_TYPE, is_null_type, reconcile
 
 #: Order of the staged rows, so that a merge can keep the last row of each key.
 SEQ_COLUMN = "_dataloader_seq"
-#: The commit record table lives in the ``main`` schema of the destination's catalog.
-STATE_SCHEMA = "main"
-STATE_TABLE_NAME = "_dataloader_state"
+#: The commit record table (``_dataloader_state``) lives in the ``main`` schema of the destination's catalog.
+RECORD_SCHEMA = "main"
 #: Batches queued for the running INSERT: enough to keep DuckDB busy, few enough to keep memory flat.
 STREAM_DEPTH = 2
 
@@ -209,7 +207,8 @@ class StagedLoad:
                 current.type = column.type
 
     # -- commit ---------------------------------------------------------------------------
-    def commit(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+    def commit(self, record: CommitRecord) -> None:
+        """Publish the staged rows and write ``record``, then ``COMMIT``: one transaction."""
         self.flush()
         try:
             if self.stage is not None:
@@ -221,7 +220,7 @@ class StagedLoad:
             elif self.mode == "overwrite" and self._target_columns() is not None:
                 # The source produced no rows: an overwrite leaves the table empty, like any other overwrite.
                 self.con.execute(f"DELETE FROM {self.target.sql}")
-            save_state(self.con, self.target.catalog, recipe_name, run_id, state, memory=self.memory)
+            write_record(self.con, self.target.catalog, record, memory=self.memory)
             if self.memory is not None:
                 self.memory.lift()  # COMMIT may checkpoint, which holds blocks of every column at once
             self.con.execute("COMMIT")
@@ -520,63 +519,54 @@ def _refuse_duplicate_names(names: list[str], target: TableName) -> None:
             )
 
 
-# -- the exactly-once record -------------------------------------------------------------------
-def state_table(catalog: str) -> TableName:
-    """``"catalog"."main"."_dataloader_state"``: one row per recipe, written inside each commit."""
-    return TableName(STATE_TABLE_NAME, STATE_SCHEMA, catalog)
+# -- the commit record -------------------------------------------------------------------------
+def record_table(catalog: str) -> CommitRecordTable:
+    """The core's ``_dataloader_state`` SQL for ``"catalog"."main"."_dataloader_state"``."""
+    return CommitRecordTable(TableName(CommitRecordTable.TABLE, RECORD_SCHEMA, catalog).sql, paramstyle="qmark")
 
 
-def ensure_state_table(con: Any, catalog: str) -> None:
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {state_table(catalog).sql} "
-        "(recipe_name VARCHAR, run_id VARCHAR, state VARCHAR, committed_at TIMESTAMP WITH TIME ZONE)"
-    )
+def write_record(con: Any, catalog: str, record: CommitRecord, memory: MemoryLimit | None = None) -> None:
+    """Replace the recipe's commit record, inside the caller's transaction.
 
-
-def save_state(
-    con: Any, catalog: str, recipe_name: str, run_id: str, state: dict[str, Any], memory: MemoryLimit | None = None
-) -> None:
-    """Upsert the recipe's row of ``_dataloader_state`` (inside the caller's transaction)."""
-    ensure_state_table(con, catalog)
-    table = state_table(catalog).sql
-    text = json.dumps(state, sort_keys=True, default=str)
+    A table made by older versions (``committed_at TIMESTAMP WITH TIME ZONE``) is written as it
+    is: DuckDB casts the record's ISO text to the column's type.
+    """
+    table = record_table(catalog)
     if memory is not None:
-        memory.fit(len(text))  # one value, one block: a big state needs a limit to match
-    con.execute(f"DELETE FROM {table} WHERE recipe_name = ?", [recipe_name])
-    con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?)", [recipe_name, run_id, text, dt.datetime.now(dt.timezone.utc)])
+        memory.fit(len(record.to_json()))  # one value, one block: a big state needs a limit to match
+    con.execute(table.create_sql())
+    for sql, params in table.write_statements(record):
+        con.execute(sql, list(params))
 
 
-def read_state(con: Any, recipe_name: str) -> dict[str, Any] | None:
-    """The committed record of ``recipe_name`` in the connection's own catalog, or None."""
+def read_record(con: Any, recipe_name: str) -> CommitRecord | None:
+    """The committed record of ``recipe_name`` in the connection's own catalog, or None.
+
+    Also reads what older versions stored (the bare state as JSON, the run id beside it).
+    """
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
-        [catalog, STATE_SCHEMA, STATE_TABLE_NAME],
+        [catalog, RECORD_SCHEMA, CommitRecordTable.TABLE],
     ).fetchall()[0][0]
     if not exists:
         return None
-    rows = con.execute(
-        f"SELECT run_id, state FROM {state_table(catalog).sql} WHERE recipe_name = ? "
-        "ORDER BY committed_at DESC LIMIT 1",
-        [recipe_name],
-    ).fetchall()
-    if not rows:
-        return None
-    run_id, state = rows[0]
-    return {"run_id": run_id, "state": json.loads(state)}
+    table = record_table(catalog)
+    sql, params = table.read_statement(recipe_name)
+    rows = con.execute(sql, list(params)).fetchall()
+    return table.parse(recipe_name, rows[0] if rows else None)
 
 
 __all__ = [
     "SEQ_COLUMN",
-    "STATE_SCHEMA",
-    "STATE_TABLE_NAME",
+    "RECORD_SCHEMA",
     "Column",
     "StagedLoad",
     "arrow_columns",
     "home",
-    "read_state",
-    "save_state",
-    "state_table",
+    "read_record",
+    "record_table",
+    "write_record",
     "table_columns",
     "type_conflicts",
 ]
