@@ -74,6 +74,7 @@ class DuckDBConnector(BaseConnector):
         self._temp_directory = ""  # where DuckDB spills (for messages; removed at close when empty)
         self._home: tuple[str, str] = ("", "main")  # the connection's catalog and default schema
         self._load: StagedLoad | None = None
+        self._readers: set[Any] = set()  # connections of reads in progress (read_batches)
         self._locked: set[str] = set()  # recipes this connector holds the lock of (acquire_lock)
         self._memory: MemoryLimit | None = None
 
@@ -157,7 +158,10 @@ class DuckDBConnector(BaseConnector):
             if self._con is not None:
                 con, self._con = self._con, None
                 self._target = None
-                con.close()
+                # A read still running on the engine's reader thread (a run stopped by a signal)
+                # keeps the connection busy, and DuckDB refuses to close it: the process ends anyway.
+                if not self._readers:
+                    con.close()
 
     # -- source -----------------------------------------------------------------------------
     def _relation(self) -> str:
@@ -209,6 +213,7 @@ class DuckDBConnector(BaseConnector):
         with driver.translating(f"read {self._describe()}", database=self.database):
             # The engine reads in its own thread: give it a connection of its own to the same database.
             con = self._connection().cursor()
+        self._readers.add(con)
         try:
             with driver.translating(f"read {self._describe()}", database=self.database):
                 _use_utc(con)
@@ -219,6 +224,7 @@ class DuckDBConnector(BaseConnector):
                     if record_batch.num_rows:
                         yield Batch.from_arrow(record_batch)
         finally:
+            self._readers.discard(con)
             con.close()
 
     def estimate_total_records(self, state: State) -> int | None:
