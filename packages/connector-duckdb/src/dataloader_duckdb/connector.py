@@ -32,6 +32,7 @@ from dataloader_duckdb.writer import (
     read_record,
     table_columns,
     type_conflicts,
+    unstorable_columns,
 )
 
 if TYPE_CHECKING:
@@ -268,6 +269,10 @@ class DuckDBConnector(BaseConnector):
             missing = [key for key in self.config.merge_keys if key.lower() not in present]
             if missing:
                 problems.append(f"merge key column(s) {', '.join(missing)} are not in the source's columns")
+        unstorable = unstorable_columns(schema, self.table)
+        problems += [str(error) for error in unstorable]
+        if unstorable:
+            return problems  # DuckDB cannot even describe such a schema
         with driver.translating(f"check the columns of {self._describe()}", table=str(self.table)):
             con = self._connection()
             existing = table_columns(con, self.qualified_table)

@@ -93,6 +93,7 @@ class StagedLoad:
         self.direct = True
 
     def _create_stage(self, schema: pa.Schema) -> None:
+        refuse_unstorable(schema, self.target)
         _refuse_duplicate_names(schema.names, self.target)
         if self.mode == "merge":
             self._check_merge_keys(schema.names)
@@ -126,6 +127,7 @@ class StagedLoad:
         if data.num_rows == 0:
             return
         if self.stream is not None and not data.schema.equals(self.stream.schema):
+            refuse_unstorable(data.schema, self.target)  # before the running INSERT takes anything more
             self.flush()  # a batch of another shape: finish this INSERT, shape the tables again
         if self.memory is not None:
             self.memory.fit(data.nbytes, data.num_columns + (self.mode == "merge"))
@@ -501,6 +503,48 @@ def type_conflicts(target: TableName, existing: dict[str, Column], columns: list
     return conflicts
 
 
+def unstorable_columns(schema: pa.Schema, target: TableName) -> list[ConnectorError]:
+    """One error per column of an Arrow type DuckDB cannot take (``decimal256``, also inside a list or struct).
+
+    DuckDB's ``DECIMAL`` holds at most 38 digits, and its Arrow import refuses ``decimal256``
+    outright, even at a precision that would fit; the error names the column and the cast to add.
+    """
+    errors = []
+    for field in schema:
+        found = _find_decimal256(field.type)
+        if found is not None:
+            precision, scale = found
+            errors.append(
+                ConnectorError(
+                    f"column {field.name!r} is decimal256({precision}, {scale}), which DuckDB cannot store "
+                    f"(its DECIMAL holds at most 38 digits); nothing was written to {target}: add a 'cast' "
+                    f"transform step, {{{field.name}: 'decimal(38,{min(scale, 38)})'}} if its values fit in "
+                    f"38 digits, or {{{field.name}: string}} to keep every digit",
+                    table=str(target),
+                    column=field.name,
+                    type=str(field.type),
+                )
+            )
+    return errors
+
+
+def refuse_unstorable(schema: pa.Schema, target: TableName) -> None:
+    errors = unstorable_columns(schema, target)
+    if errors:
+        raise errors[0]
+
+
+def _find_decimal256(type_: pa.DataType) -> tuple[int, int] | None:
+    if pa.types.is_decimal256(type_):
+        return type_.precision, type_.scale
+    children = [type_.field(i).type for i in range(type_.num_fields)] if type_.num_fields else []
+    for child in children:
+        found = _find_decimal256(child)
+        if found is not None:
+            return found
+    return None
+
+
 def _storable(type_name: str) -> str:
     """A column type for the table: a column that was NULL in every staged row becomes VARCHAR."""
     return "VARCHAR" if is_null_type(type_name) else type_name
@@ -569,4 +613,5 @@ __all__ = [
     "write_record",
     "table_columns",
     "type_conflicts",
+    "unstorable_columns",
 ]
