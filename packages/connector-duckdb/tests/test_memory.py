@@ -202,3 +202,39 @@ runtime: {batch_size: 1000}
         assert con.execute("SELECT count(*), sum(c299) FROM wide").fetchall() == [(30000, 299 * 29999 * 30000 // 2)]
     finally:
         con.close()
+
+
+_MEASURED_CLI = (
+    "import json, resource, sys\n"
+    "from dataloader.cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code or 0\n"
+    "else:\n"
+    "    code = 0\n"
+    "print(json.dumps({'code': code, 'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DATALOADER_SLOW_TESTS"), reason="2M rows: set DATALOADER_SLOW_TESTS=1")
+def test_two_million_row_merge_into_a_two_million_row_table_at_defaults(tmp_path: Path) -> None:
+    _seed_merge(tmp_path, 2 * MERGE_ROWS)
+    completed = subprocess.run(
+        [sys.executable, "-c", _MEASURED_CLI, "run", str(_merge_recipe(tmp_path))],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "DATALOADER_HISTORY": str(tmp_path / "runs.db")},
+        timeout=600,
+    )
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0, completed.stdout + completed.stderr
+    con = duckdb.connect(str(tmp_path / "dst.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*), count(DISTINCT id) FROM big").fetchall() == [(3 * MERGE_ROWS,) * 2]
+    finally:
+        con.close()
+    print(f"peak RSS of a 2M-row merge into a 2M-row DuckDB table: {report['peak_rss_mib']:.0f} MiB")
+    assert report["peak_rss_mib"] < 600
