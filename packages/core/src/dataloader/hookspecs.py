@@ -75,7 +75,10 @@ def register_state_backends(register: Register) -> None:
 
     ``register("local", LocalStateBackend, config=LocalStateConfig)``. A backend implements
     ``dataloader.state.StateBackend``: ``load(recipe_name) -> dict`` and ``save(recipe_name, dict)``,
-    and ``save`` must be atomic.
+    and ``save`` must be atomic and refuse (``StateError``) to overwrite a state saved by another
+    instance since this one loaded it. It should hold the per-recipe lease
+    (``dataloader.state.LeasingBackend``) and may offer ``delete(name)`` and ``lease_holder(name)``
+    for the CLI. ``dataloader.testing_state.StateBackendContractSuite`` tests all of it.
     """
 
 
@@ -85,6 +88,21 @@ def register_quality_checks(register: Register) -> None:
 
     ``register("regex", RegexCheck, config=RegexCheckConfig)``. A check is called as
     ``check.evaluate(record_batch) -> pyarrow.BooleanArray`` (True where the row passes).
+    """
+
+
+@hookspec
+def register_executors(register: Register) -> None:
+    """Register executors: what runs a recipe's pipeline (read, transform, check) for the engine.
+
+    ``register("dask", DaskExecutor, config=DaskExecutorConfig)``. The recipe selects one with
+    ``runtime.executor``; the other keys of its ``runtime`` section that the core does not know are
+    validated by the executor's ``config`` model. The built-in ``local`` executor runs everything in
+    this process. An executor implements ``dataloader.run.executors.Executor``:
+    ``run(job: Job) -> None``, where the job hands out the source's partitions, turns a partition
+    into ready batches (``job.process(partition)``, safe to call on another machine from the
+    recipe alone) and writes batches through the one commit protocol (``job.write(batch)``, on
+    the driver).
     """
 
 
