@@ -6,6 +6,9 @@ explicitly, so the tests do not depend on what else is installed.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +117,21 @@ def warehouse(tmp_path: Path, host: PluginHost) -> Warehouse:
 def people(ids: list[int], names: list[str] | None = None) -> pa.Table:
     names = names or [f"person {i}" for i in ids]
     return pa.table({"id": pa.array(ids, pa.int64()), "name": pa.array(names, pa.string())})
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``dataloader ARGS...`` in a fresh interpreter, as a user runs it (installed plugins, real exit code)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from dataloader.cli import console_main; console_main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "DATALOADER_HISTORY": str(cwd / "history" / "runs.db"), **(env or {})},
+        timeout=timeout,
+    )
+
+
+def write_recipe(folder: Path, name: str, text: str) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(text)
+    return path

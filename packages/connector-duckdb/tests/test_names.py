@@ -30,3 +30,10 @@ def test_bad_table_names_are_refused_with_a_reason(text: str) -> None:
 def test_identifiers_are_quoted_with_embedded_quotes_doubled() -> None:
     assert quote_ident('Odd "x"') == '"Odd ""x"""'
     assert TableName('t"1', "My Schema").sql == '"My Schema"."t""1"'
+
+
+def test_a_qualified_name_spells_out_catalog_and_schema_but_reads_as_written() -> None:
+    qualified = TableName("customers", "dw").in_catalog("dw", "main")
+    assert qualified.sql == '"dw"."dw"."customers"'
+    assert str(qualified) == "dw.customers"
+    assert TableName("customers").in_catalog("main_db", "main").sql == '"main_db"."main"."customers"'

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from conftest import Warehouse, people
 from dataloader.batch import Batch
-from dataloader.errors import DataLoaderError, TransientConnectorError
+from dataloader.errors import ConnectorError, DataLoaderError, TransientConnectorError
 from dataloader.state import State
 
 
@@ -161,7 +161,7 @@ def test_quoted_identifiers_with_spaces_capitals_and_quotes(warehouse: Warehouse
     ]
 
 
-def test_database_locked_by_another_process_is_a_transient_error(warehouse: Warehouse) -> None:
+def test_database_locked_by_another_process_fails_at_once_naming_the_pid(warehouse: Warehouse) -> None:
     warehouse.seed(people([1]), database=warehouse.target_db)
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD_LOCK, warehouse.target_db], stdin=subprocess.PIPE, stdout=subprocess.PIPE
@@ -169,8 +169,9 @@ def test_database_locked_by_another_process_is_a_transient_error(warehouse: Ware
     try:
         assert holder.stdout.readline().strip() == b"locked"
         connector = warehouse.destination("t")
-        with pytest.raises(TransientConnectorError, match="target.duckdb"):
+        with pytest.raises(ConnectorError, match=f"target.duckdb is open in another process \\(pid {holder.pid}\\)") as info:
             connector.open()
+        assert not isinstance(info.value, TransientConnectorError)
     finally:
         holder.stdin.close()  # the holder exits when its stdin closes
         holder.wait()

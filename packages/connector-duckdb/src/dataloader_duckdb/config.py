@@ -19,9 +19,12 @@ class DuckDBConfig(ConnectorConfig):
     table: str | None = None
     query: str | None = None
     #: DuckDB's ``memory_limit`` for a destination on a database file: past it, DuckDB spills an
-    #: uncommitted load to disk instead of growing. ``null`` keeps DuckDB's own default (80 % of RAM).
-    #: 48MB keeps a whole run under 300 MiB; without insertion order it costs no measurable speed.
-    memory_limit: str | None = "48MB"
+    #: uncommitted load to its temp directory instead of growing. ``auto``: 48MB while rows stream
+    #: in (a whole run stays under 300 MiB), raised for what DuckDB cannot spill (wide rows, big
+    #: values) and lifted to DuckDB's own default (80 % of RAM) for a merge's publish step. A size
+    #: (``256MB``) is used as given, raised only for what DuckDB cannot spill; ``null`` keeps
+    #: DuckDB's default throughout.
+    memory_limit: str | None = "auto"
     #: A destination's rows are read back in load order (without ``ORDER BY``) only when this is
     #: true. Off by default, as in any warehouse: keeping the order makes DuckDB buffer the rows of
     #: a parallel insert, which costs memory (or, under ``memory_limit``, speed).

@@ -10,22 +10,43 @@ error naming the install command, and ``import dataloader_duckdb.plugin`` stays 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataloader.batch import Batch
 from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
-from dataloader.errors import ConnectorError
+from dataloader.errors import ConnectorError, LeaseHeldError
+from dataloader.run.ledger import CommitRecord, LeaseHolder
 
 from dataloader_duckdb import driver
 from dataloader_duckdb.config import DuckDBConfig
 from dataloader_duckdb.names import TableName, quote_ident
-from dataloader_duckdb.writer import MemoryLimit, StagedLoad, arrow_columns, read_state, table_columns, type_conflicts
+from dataloader_duckdb.writer import (
+    MemoryLimit,
+    StagedLoad,
+    arrow_columns,
+    home,
+    read_record,
+    table_columns,
+    type_conflicts,
+    unstorable_columns,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from dataloader.state import State
+
+
+#: The load's limit under ``memory_limit: auto`` (see ``MemoryLimit``): 2M CSV rows peak at ~260 MiB.
+AUTO_MEMORY_LIMIT = "48MB"
+
+
+#: Recipes held by a run in this process, by (database file, recipe): see ``acquire_lock``.
+_LOCKS: dict[tuple[str, str], LeaseHolder] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 class DuckDBConnector(BaseConnector):
@@ -38,6 +59,7 @@ class DuckDBConnector(BaseConnector):
         incremental_strategies=frozenset({"cursor"}),
         transactional=True,
         commits_state=True,
+        locks=True,
         types=frozenset(TYPE_FAMILIES) - {"json"},  # JSON text stays VARCHAR
         preserves_types=True,
         notes=("merge replaces the whole row of a matching key; NULL keys match each other",),
@@ -49,7 +71,12 @@ class DuckDBConnector(BaseConnector):
         super().__init__(config)
         driver.load_driver()
         self._con: Any = None
+        self._target: TableName | None = None
+        self._temp_directory = ""  # where DuckDB spills (for messages; removed at close when empty)
+        self._home: tuple[str, str] = ("", "main")  # the connection's catalog and default schema
         self._load: StagedLoad | None = None
+        self._readers: set[Any] = set()  # connections of reads in progress (read_batches)
+        self._locked: set[str] = set()  # recipes this connector holds the lock of (acquire_lock)
         self._memory: MemoryLimit | None = None
 
     # -- names ------------------------------------------------------------------------------
@@ -66,6 +93,14 @@ class DuckDBConnector(BaseConnector):
                 database=self.database,
             )
         return name
+
+    @property
+    def qualified_table(self) -> TableName:
+        """``table`` with its catalog and schema spelled out, as every statement names it (connects)."""
+        if self._target is None:
+            self._home = home(self._connection())
+            self._target = self.table.in_catalog(*self._home)
+        return self._target
 
     @property
     def _is_destination(self) -> bool:
@@ -99,11 +134,14 @@ class DuckDBConnector(BaseConnector):
                 order = "true" if self.config.preserve_insertion_order else "false"
                 with driver.translating("set preserve_insertion_order"):
                     self._con.execute(f"SET SESSION preserve_insertion_order = {order}")
+                    self._con.execute("SET enable_progress_bar = false")  # DuckDB would draw on our output
                 limit = self.config.memory_limit
                 if limit and not driver.is_memory(driver.database_path(self.config.database)):
-                    with driver.translating("set memory_limit", memory_limit=limit):
-                        self._con.execute(f"SET memory_limit = '{_literal(limit)}'")
-                        self._memory = MemoryLimit(self._con, limit)
+                    auto = limit.strip().lower() == "auto"
+                    with driver.translating("set destination.memory_limit", memory_limit=limit):
+                        self._memory = MemoryLimit(self._con, AUTO_MEMORY_LIMIT if auto else limit, lifts=auto)
+                with driver.translating("read temp_directory"):
+                    self._temp_directory = self._con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
             else:
                 driver.require_existing_file(self.config.database)
                 self._con = driver.connect(self.config.database, read_only=True)
@@ -113,19 +151,25 @@ class DuckDBConnector(BaseConnector):
         try:
             self.abort()
         finally:
+            for recipe_name in list(self._locked):
+                self.release_lock(recipe_name)
             if self._memory is not None:
                 memory, self._memory = self._memory, None
                 memory.close()
             if self._con is not None:
                 con, self._con = self._con, None
-                con.close()
+                self._target = None
+                # A read still running on the engine's reader thread (a run stopped by a signal)
+                # keeps the connection busy, and DuckDB refuses to close it: the process ends anyway.
+                if not self._readers:
+                    con.close()
 
     # -- source -----------------------------------------------------------------------------
     def _relation(self) -> str:
         if self.config.query:
             query = self.config.query.strip().rstrip(";").strip()
             return f"SELECT * FROM ({query}) AS _dataloader_query"
-        return f"SELECT * FROM {self.table.sql}"
+        return f"SELECT * FROM {self.qualified_table.sql}"
 
     def _order_by(self, con: Any) -> str:
         """``ORDER BY`` when the engine needs a stable order (checkpointed runs skip rows by count).
@@ -170,6 +214,7 @@ class DuckDBConnector(BaseConnector):
         with driver.translating(f"read {self._describe()}", database=self.database):
             # The engine reads in its own thread: give it a connection of its own to the same database.
             con = self._connection().cursor()
+        self._readers.add(con)
         try:
             with driver.translating(f"read {self._describe()}", database=self.database):
                 _use_utc(con)
@@ -180,6 +225,7 @@ class DuckDBConnector(BaseConnector):
                     if record_batch.num_rows:
                         yield Batch.from_arrow(record_batch)
         finally:
+            self._readers.discard(con)
             con.close()
 
     def estimate_total_records(self, state: State) -> int | None:
@@ -195,7 +241,7 @@ class DuckDBConnector(BaseConnector):
         """The Arrow schema of the source's rows, or of the destination table (None before it exists)."""
         with driver.translating(f"read the schema of {self._describe()}", database=self.database):
             con = self._connection()
-            if self._is_destination and table_columns(con, self.table) is None:
+            if self._is_destination and table_columns(con, self.qualified_table) is None:
                 return None
             _use_utc(con)
             return con.sql(self._relation() + " LIMIT 0").to_arrow_table().schema
@@ -223,11 +269,15 @@ class DuckDBConnector(BaseConnector):
             missing = [key for key in self.config.merge_keys if key.lower() not in present]
             if missing:
                 problems.append(f"merge key column(s) {', '.join(missing)} are not in the source's columns")
+        unstorable = unstorable_columns(schema, self.table)
+        problems += [str(error) for error in unstorable]
+        if unstorable:
+            return problems  # DuckDB cannot even describe such a schema
         with driver.translating(f"check the columns of {self._describe()}", table=str(self.table)):
             con = self._connection()
-            existing = table_columns(con, self.table)
+            existing = table_columns(con, self.qualified_table)
             if existing is not None:
-                problems += [str(error) for error in type_conflicts(self.table, existing, arrow_columns(con, schema))]
+                problems += [str(error) for error in type_conflicts(self.qualified_table, existing, arrow_columns(con, schema))]
         return problems
 
     def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
@@ -243,19 +293,34 @@ class DuckDBConnector(BaseConnector):
                 table=str(self.table),
             )
         con = self._connection()
-        load = StagedLoad(con, self.table, mode, self.config.merge_keys, memory=self._memory)
+        with self._writing(f"start loading {self._describe()}"):
+            target = self.qualified_table
+        load = StagedLoad(con, target, mode, self.config.merge_keys, memory=self._memory, scratch_schema=self._home[1])
         self._load = load
-        with driver.translating(f"start loading {self._describe()}", table=str(self.table)):
+        with self._writing(f"start loading {self._describe()}"):
             try:
                 load.begin(schema)
             except BaseException:
                 self.abort()
                 raise
 
+    def _writing(self, action: str) -> contextlib.AbstractContextManager[None]:
+        """Translate DuckDB errors while writing; an out-of-memory error says which key to raise."""
+        return driver.translating(action, out_of_memory=self._memory_advice(), table=str(self.table))
+
+    def _memory_advice(self) -> str:
+        limit = self.config.memory_limit
+        now = f", {self._memory.bytes / 1024**2:,.0f} MiB at this point" if self._memory and self._memory.bytes else ""
+        spill = f"; DuckDB spills to {self._temp_directory}, which needs free disk space" if self._temp_directory else ""
+        return (
+            f"raise destination.memory_limit in the recipe (it is {limit!r}{now}), e.g. 'memory_limit: 2GB', "
+            f"or set it to null for DuckDB's default (80 % of RAM){spill}"
+        )
+
     def write_batch(self, batch: Batch, state: State) -> None:
         if self._load is None:
             raise ConnectorError("write_batch called before begin", table=str(self.table))
-        with driver.translating(f"stage rows for {self._describe()}", table=str(self.table)):
+        with self._writing(f"stage rows for {self._describe()}"):
             # One record batch even when the engine joined the source's small batches without copying:
             # DuckDB's parallel insert hands out whole batches to its threads, and 2M rows in CSV
             # blocks of ~5k rows went in ~0.1 s slower than the same rows in batches of 100k.
@@ -264,36 +329,62 @@ class DuckDBConnector(BaseConnector):
     def commit(self, state: State) -> None:
         if self._load is None:
             raise ConnectorError("commit called before begin", table=str(self.table))
-        with driver.translating(f"commit the load into {self._describe()}", table=str(self.table)):
-            self._load.commit(self.context.recipe_name, self.context.run_id, state.to_dict())
+        with self._writing(f"commit the load into {self._describe()}"):
+            record = CommitRecord.for_commit(
+                self.context.recipe_name, self.context.run_id, state, self.context.extras.get("published")
+            )
+            self._load.commit(record)
         self._load = None
 
     def abort(self) -> None:
         load, self._load = self._load, None
         if load is not None:
-            with driver.translating(f"roll back the load into {self._describe()}", table=str(self.table)):
+            with self._writing(f"roll back the load into {self._describe()}"):
                 load.abort()
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
-        """The run id and state the last committed run of ``recipe_name`` stored with its rows."""
+        """The commit record (``CommitRecord.to_dict()``) the last commit of ``recipe_name`` stored with its rows.
+
+        Read on a connection of its own, which sees only what is committed, never this run's open
+        transaction.
+        """
         if self.config.database != driver.MEMORY and not os.path.exists(self.database) and self._con is None:
             return None
-        with driver.translating(f"read the committed state of '{recipe_name}' in {self.database}"):
-            if self._con is not None:
-                return read_state(self._con, recipe_name)
-            con = driver.connect(self.config.database, read_only=True)
+        with driver.translating(f"read the commit record of '{recipe_name}' in {self.database}", database=self.database):
+            con = self._con.cursor() if self._con is not None else driver.connect(self.config.database, read_only=True)
             try:
-                return read_state(con, recipe_name)
+                record = read_record(con, recipe_name)
             finally:
                 con.close()
+        return record.to_dict() if record is not None else None
 
+    # -- the per-recipe lock ----------------------------------------------------------------
+    def acquire_lock(self, recipe_name: str, holder: LeaseHolder) -> None:
+        """Hold ``recipe_name`` on this database file until :meth:`release_lock` or :meth:`close`.
 
-def _literal(text: str) -> str:
-    return text.replace("'", "''")
+        Across processes DuckDB's own file lock already keeps the file to this run: the destination
+        holds its read-write connection from ``open`` to ``close``, and another process cannot open
+        the file meanwhile (:func:`driver.connect` says who holds it). Within one process, where
+        connections share one database, this registry refuses a second run of the same recipe.
+        """
+        key = (os.path.realpath(self.database), recipe_name)
+        with _LOCKS_GUARD:
+            other = _LOCKS.get(key)
+            if other is not None and other != holder:
+                raise LeaseHeldError(recipe_name, other, where=f"DuckDB database {self.database}")
+            _LOCKS[key] = holder
+        self._locked.add(recipe_name)
+
+    def release_lock(self, recipe_name: str) -> None:
+        key = (os.path.realpath(self.database), recipe_name)
+        with _LOCKS_GUARD:
+            _LOCKS.pop(key, None)
+        self._locked.discard(recipe_name)
 
 
 def _use_utc(con: Any) -> None:
-    """Time-zone-aware timestamps come out in UTC, whatever the machine's zone."""
+    """Time-zone-aware timestamps come out in UTC, whatever the machine's zone (and no progress bar)."""
+    con.execute("SET enable_progress_bar = false")
     try:
         con.execute("SET TimeZone = 'UTC'")
     except Exception:  # DuckDB without its ICU extension has no time zones to set

@@ -1,14 +1,16 @@
 """The boundary with the ``duckdb`` driver: loading it, connecting, translating its errors.
 
 Every ``duckdb`` exception leaves this package as a :class:`ConnectorError` made here, once; a
-lock held by another process or a write-write conflict is a :class:`TransientConnectorError`,
-because retrying later can succeed.
+write-write conflict is a :class:`TransientConnectorError`, because retrying can succeed. A file
+held by another process is a plain :class:`ConnectorError` naming that process: the holder is a
+long run or a person with the file open, and the run should say so at once rather than retry.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +20,7 @@ import pyarrow as pa
 from dataloader.errors import ConnectorError, DataLoaderError, TransientConnectorError
 
 MEMORY = ":memory:"
-_TRANSIENT_MARKERS = ("could not set lock", "conflicting lock", "conflict on", "write-write conflict")
+_TRANSIENT_MARKERS = ("conflict on", "write-write conflict")
 
 
 def load_driver() -> ModuleType:
@@ -93,23 +95,58 @@ def require_parent_dir(database: str) -> None:
         )
 
 
-def translate(exc: BaseException, action: str, **facts: Any) -> DataLoaderError:
-    """One :class:`ConnectorError` for a driver exception, with the first line of DuckDB's message."""
+def translate(exc: BaseException, action: str, *, out_of_memory: str | None = None, **facts: Any) -> DataLoaderError:
+    """One :class:`ConnectorError` for a driver exception, with the first line of DuckDB's message.
+
+    ``out_of_memory`` is the advice for a DuckDB out-of-memory error (which setting to raise),
+    given by a caller that knows the recipe's keys.
+    """
     if isinstance(exc, DataLoaderError):
         return exc
     cause = exc.__context__
     if "transaction is aborted" in str(exc) and cause is not None and cause is not exc:
         # A relation's statement that failed inside a transaction reports the aborted transaction;
         # the error that aborted it (a constraint, a conversion) is the one worth telling.
-        return translate(cause, action, **facts)
+        return translate(cause, action, out_of_memory=out_of_memory, **facts)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    held = _held_by_another_process(text)
+    if held is not None:
+        # Not transient: the holder is a run or a person with the file open, not a blip; a retry a
+        # second later would only repeat this line.
+        return ConnectorError(f"could not {action}: {held}", **facts)
+    if out_of_memory is not None and is_out_of_memory(text):
+        return ConnectorError(f"could not {action}: DuckDB ran out of memory ({text}); {out_of_memory}", **facts)
     cls = TransientConnectorError if any(m in text.lower() for m in _TRANSIENT_MARKERS) else ConnectorError
     return cls(f"could not {action}: {text}", **facts)
 
 
+_OUT_OF_MEMORY_MARKERS = ("out of memory", "could not allocate block", "failed to pin block", "failed to allocate data")
+
+
+_LOCK_HELD = re.compile(r'could not set lock on file "(?P<file>[^"]+)".*?\(PID (?P<pid>\d+)\)', re.IGNORECASE)
+
+
+def _held_by_another_process(text: str) -> str | None:
+    """DuckDB's "Could not set lock on file ... (PID n)", said as what it means and what to do."""
+    match = _LOCK_HELD.search(text)
+    if match is None:
+        return None
+    pid = match.group("pid")
+    return (
+        f"{match.group('file')} is open in another process (pid {pid}), and DuckDB lets one process at a "
+        f"time hold a file that is written: wait for that process to finish, or stop it (kill {pid}) if it "
+        "should not be running, then run again"
+    )
+
+
+def is_out_of_memory(text: str) -> bool:
+    """DuckDB says it in several ways; a failed COMMIT reports it as a "TransactionContext Error"."""
+    return any(marker in text.lower() for marker in _OUT_OF_MEMORY_MARKERS)
+
+
 @contextlib.contextmanager
 def translating(action: str, **facts: Any) -> Iterator[None]:
-    """Turn any ``duckdb`` error raised in the block into a :class:`ConnectorError`."""
+    """Turn any ``duckdb`` error raised in the block into a :class:`ConnectorError` (see :func:`translate`)."""
     duckdb = load_driver()
     try:
         yield
@@ -135,6 +172,7 @@ __all__ = [
     "connect",
     "database_path",
     "is_memory",
+    "is_out_of_memory",
     "load_driver",
     "require_existing_file",
     "require_parent_dir",

@@ -3,11 +3,16 @@
 Recipe authors write ``table: customers`` or ``table: dw.customers``; a part that itself contains a
 dot is written in double quotes (``table: '"my.schema"."odd table"'``). Inside a part, capitals,
 spaces and quote characters are kept as they are.
+
+The SQL the connector sends always names all three parts, ``"catalog"."schema"."table"``
+(:meth:`TableName.in_catalog`): DuckDB names a database's catalog after its file, so in
+``dw.duckdb`` a two-part ``dw.customers`` could mean catalog ``dw``, table ``customers`` as well as
+schema ``dw``, and DuckDB refuses it as ambiguous.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def quote_ident(name: str) -> str:
@@ -17,18 +22,25 @@ def quote_ident(name: str) -> str:
 
 @dataclass(frozen=True)
 class TableName:
-    """A table, optionally qualified by its schema."""
+    """A table, optionally qualified by its schema and its catalog (the attached database)."""
 
     name: str
     schema: str | None = None
+    catalog: str | None = None
+    #: How the recipe wrote the name, for messages (a qualified name keeps the recipe's spelling).
+    written: str | None = field(default=None, compare=False)
+
+    def in_catalog(self, catalog: str, default_schema: str) -> TableName:
+        """This table with every part spelled out: the catalog, and the default schema if none was given."""
+        return TableName(self.name, self.schema or default_schema, catalog, written=str(self))
 
     @property
     def sql(self) -> str:
-        if self.schema is None:
-            return quote_ident(self.name)
-        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+        return ".".join(quote_ident(part) for part in (self.catalog, self.schema, self.name) if part is not None)
 
     def __str__(self) -> str:
+        if self.written is not None:
+            return self.written
         return self.name if self.schema is None else f"{self.schema}.{self.name}"
 
 

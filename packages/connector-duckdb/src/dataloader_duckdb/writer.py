@@ -1,10 +1,10 @@
 """One run's write into a DuckDB table: a staging table inside one transaction.
 
 ``begin`` opens the transaction and creates the staging table (in the database's default schema,
-under a name unique to the run); ``write`` appends each Arrow batch to it with ``INSERT ... SELECT`` over
+under a name unique to the run; every name is spelled out with its catalog, see ``names``); ``write`` appends each Arrow batch to it with ``INSERT ... SELECT`` over
 the Arrow buffers (DuckDB copies the columns, Python never touches a row); ``commit`` shapes
 the target (create it, add new columns, widen columns), moves the staged rows in with the write
-mode, records the run's state in ``_dataloader_state``, drops the staging table and commits.
+mode, writes the run's commit record (the core's ``CommitRecordTable``), drops the staging table and commits.
 
 ``append`` and ``overwrite`` of batches whose column types are all known go straight into the target
 instead (``overwrite`` deletes the old rows first, in the same transaction): no second copy of the
@@ -18,8 +18,6 @@ staging table never becomes visible to anyone else.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,13 +26,15 @@ from typing import Any
 import pyarrow as pa
 from dataloader.errors import ConnectorError
 from dataloader.handoff import END, Handoff
+from dataloader.run.ledger import CommitRecord, CommitRecordTable
 
 from dataloader_duckdb.names import TableName, quote_ident
 from dataloader_duckdb.types import NULL_TYPE, is_null_type, reconcile
 
 #: Order of the staged rows, so that a merge can keep the last row of each key.
 SEQ_COLUMN = "_dataloader_seq"
-STATE_TABLE = TableName("_dataloader_state", "main")
+#: The commit record table (``_dataloader_state``) lives in the ``main`` schema of the destination's catalog.
+RECORD_SCHEMA = "main"
 #: Batches queued for the running INSERT: enough to keep DuckDB busy, few enough to keep memory flat.
 STREAM_DEPTH = 2
 
@@ -49,9 +49,18 @@ class StagedLoad:
     """Created per run by the destination connector; see the module docstring."""
 
     def __init__(
-        self, con: Any, target: TableName, mode: str, merge_keys: list[str], memory: MemoryLimit | None = None
+        self,
+        con: Any,
+        target: TableName,
+        mode: str,
+        merge_keys: list[str],
+        memory: MemoryLimit | None = None,
+        *,
+        scratch_schema: str = "main",
     ) -> None:
+        """``target`` is fully qualified (:func:`qualify`); the staging table goes to ``scratch_schema``."""
         self.con = con
+        self.scratch_schema = scratch_schema
         self.memory = memory
         self.target = target
         self.mode = mode
@@ -84,11 +93,12 @@ class StagedLoad:
         self.direct = True
 
     def _create_stage(self, schema: pa.Schema) -> None:
+        refuse_unstorable(schema, self.target)
         _refuse_duplicate_names(schema.names, self.target)
         if self.mode == "merge":
             self._check_merge_keys(schema.names)
-        # A plain name in the connection's default schema, unique to the run: it needs no quoting.
-        self.stage = TableName(f"_dataloader_stage_{uuid.uuid4().hex[:12]}")
+        # In the target's catalog and the connection's default schema, under a name unique to the run.
+        self.stage = TableName(f"_dataloader_stage_{uuid.uuid4().hex[:12]}", self.scratch_schema, self.target.catalog)
         empty = pa.Table.from_batches([], schema=self._with_seq(schema))
         _ArrowRows(self.con, empty).run(f"CREATE TABLE {self.stage.sql} AS SELECT * FROM {{rows}} LIMIT 0")
         # Arrow ``null`` columns stay undecided: DuckDB versions differ in the type they give them.
@@ -117,9 +127,10 @@ class StagedLoad:
         if data.num_rows == 0:
             return
         if self.stream is not None and not data.schema.equals(self.stream.schema):
+            refuse_unstorable(data.schema, self.target)  # before the running INSERT takes anything more
             self.flush()  # a batch of another shape: finish this INSERT, shape the tables again
         if self.memory is not None:
-            self.memory.fit(data.nbytes)
+            self.memory.fit(data.nbytes, data.num_columns + (self.mode == "merge"))
         if self.stream is None:
             self._start_stream(data.schema)
         self.stream.put(self._with_seq(data.schema, data))
@@ -198,18 +209,27 @@ class StagedLoad:
                 current.type = column.type
 
     # -- commit ---------------------------------------------------------------------------
-    def commit(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
+    def commit(self, record: CommitRecord) -> None:
+        """Publish the staged rows and write ``record``, then ``COMMIT``: one transaction."""
         self.flush()
-        if self.stage is not None:
-            if not self.direct:
-                self._publish()
-            self.con.execute(f"DROP TABLE {self.stage.sql}")
-        elif self.mode == "overwrite" and self._target_columns() is not None:
-            # The source produced no rows: an overwrite leaves the table empty, like any other overwrite.
-            self.con.execute(f"DELETE FROM {self.target.sql}")
-        save_state(self.con, recipe_name, run_id, state)
-        self.con.execute("COMMIT")
-        self.active = False
+        try:
+            if self.stage is not None:
+                if not self.direct:
+                    if self.mode == "merge" and self.memory is not None:
+                        self.memory.lift()
+                    self._publish()
+                self.con.execute(f"DROP TABLE {self.stage.sql}")
+            elif self.mode == "overwrite" and self._target_columns() is not None:
+                # The source produced no rows: an overwrite leaves the table empty, like any other overwrite.
+                self.con.execute(f"DELETE FROM {self.target.sql}")
+            write_record(self.con, self.target.catalog, record, memory=self.memory)
+            if self.memory is not None:
+                self.memory.lift()  # COMMIT may checkpoint, which holds blocks of every column at once
+            self.con.execute("COMMIT")
+            self.active = False
+        finally:
+            if self.memory is not None:
+                self.memory.restore()
 
     def _publish(self) -> None:
         columns = list(self.stage_columns.values())
@@ -240,7 +260,8 @@ class StagedLoad:
         existing = self._target_columns()
         if existing is None:
             if self.target.schema is not None:
-                self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.target.schema)}")
+                schema = TableName(self.target.schema, self.target.catalog)  # "catalog"."schema"
+                self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema.sql}")
             definition = ", ".join(f"{quote_ident(c.name)} {_storable(c.type)}" for c in columns)
             self.con.execute(f"CREATE TABLE {self.target.sql} ({definition})")
             return
@@ -277,6 +298,8 @@ class StagedLoad:
         stream, self.stream = self.stream, None
         if stream is not None:
             stream.cancel()
+        if self.memory is not None:
+            self.memory.restore()
         if not self.active:
             return
         self.active = False
@@ -340,21 +363,42 @@ class _ArrowRows:
 
 
 class MemoryLimit:
-    """DuckDB's ``memory_limit`` for a destination, raised (never lowered) to fit the biggest batch.
+    """DuckDB's ``memory_limit`` for a destination: small while rows stream in, never too small.
 
-    A small limit keeps a long load's memory flat, but DuckDB must hold a whole value in one block:
-    a single 50 MB text in a 64 MB limit fails with "could not allocate block". So the limit grows to
-    ``HEADROOM`` times the largest batch seen. It is set through a connection of its own, because
-    the load's connection may be busy with an insert on another thread (the setting is global).
+    A small limit keeps a long load's memory flat (DuckDB spills the uncommitted rows to its temp
+    directory), but some things DuckDB cannot spill, so the limit is raised (never lowered) to fit:
+
+    - a whole value sits in one block: a single 50 MB text failed in a 64 MB limit with "could not
+      allocate block", hence ``HEADROOM`` times the largest batch;
+    - an insert keeps one 256 KiB block per column and thread pinned: 300 columns failed under
+      128 MB on 2 threads, hence ``(threads + 1) * columns * BLOCK`` plus ``BASE``.
+
+    With ``lifts`` (the recipe's ``memory_limit: auto``), :meth:`lift` hands the whole machine to
+    DuckDB (its own default, 80 % of RAM) for a merge's publish step: deleting the matched keys and
+    keeping the last row of each staged key builds hash tables over every staged key, which failed
+    under 48 MB at 2M keys. :meth:`restore` puts the load's limit back for the next checkpoint.
+
+    The setting is global to the database and is set through a connection of its own, because the
+    load's connection may be busy with an insert on another thread.
     """
 
     HEADROOM = 4
+    BLOCK = 256 * 1024
+    BASE = 16 * 1024**2
     _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
-    def __init__(self, con: Any, limit: str) -> None:
+    def __init__(self, con: Any, limit: str, *, lifts: bool = False) -> None:
         self.bytes = self.parse(limit)
+        self.lifts = lifts
+        self.lifted = False
         self.con = con.cursor() if self.bytes is not None else None
+        self.threads = 1
+        if self.con is None:  # a form DuckDB reads and this class does not ("75%"?): set as written
+            con.execute("SET memory_limit = '{}'".format(limit.replace("'", "''")))
+        else:
+            self.con.execute(f"SET memory_limit = '{self.bytes}B'")
+            self.threads = int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
 
     @classmethod
     def parse(cls, text: str) -> int | None:
@@ -366,12 +410,25 @@ class MemoryLimit:
         except (KeyError, ValueError):
             return None
 
-    def fit(self, batch_bytes: int) -> None:
-        needed = self.HEADROOM * batch_bytes
+    def fit(self, batch_bytes: int, columns: int = 0) -> None:
+        """Raise the limit to what a batch of ``batch_bytes`` in ``columns`` columns needs."""
+        needed = max(self.HEADROOM * batch_bytes, (self.threads + 1) * columns * self.BLOCK + self.BASE)
         if self.con is None or self.bytes is None or needed <= self.bytes:
             return
-        self.con.execute(f"SET memory_limit = '{needed}B'")
         self.bytes = needed
+        if not self.lifted:
+            self.con.execute(f"SET memory_limit = '{needed}B'")
+
+    def lift(self) -> None:
+        """DuckDB's own default limit, for a step that must hold every staged key (``auto`` only)."""
+        if self.lifts and self.con is not None and not self.lifted:
+            self.con.execute("RESET memory_limit")
+            self.lifted = True
+
+    def restore(self) -> None:
+        if self.lifted and self.con is not None:
+            self.con.execute(f"SET memory_limit = '{self.bytes}B'")
+        self.lifted = False
 
     def close(self) -> None:
         if self.con is not None:
@@ -403,15 +460,19 @@ class _InsertStream(Handoff):
         return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+def home(con: Any) -> tuple[str, str]:
+    """The connection's catalog (named after the database file) and its default schema."""
+    catalog, schema = con.execute("SELECT current_database(), current_schema()").fetchall()[0]
+    return catalog, schema
+
+
 def table_columns(con: Any, table: TableName) -> dict[str, Column] | None:
-    """A table's columns by lower-cased name, or None when there is no such table."""
-    schema_filter = "lower(schema_name) = lower(?)" if table.schema else "schema_name = current_schema()"
-    params = [table.name] + ([table.schema] if table.schema else [])
+    """A table's columns by lower-cased name, or None when there is no such table (``table`` qualified)."""
     rows = con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() "
-        f"WHERE database_name = current_database() AND lower(table_name) = lower(?) AND {schema_filter} "
+        "WHERE database_name = ? AND lower(schema_name) = lower(?) AND lower(table_name) = lower(?) "
         "ORDER BY column_index",
-        params,
+        [table.catalog, table.schema, table.name],
     ).fetchall()
     if not rows:
         return None
@@ -442,6 +503,48 @@ def type_conflicts(target: TableName, existing: dict[str, Column], columns: list
     return conflicts
 
 
+def unstorable_columns(schema: pa.Schema, target: TableName) -> list[ConnectorError]:
+    """One error per column of an Arrow type DuckDB cannot take (``decimal256``, also inside a list or struct).
+
+    DuckDB's ``DECIMAL`` holds at most 38 digits, and its Arrow import refuses ``decimal256``
+    outright, even at a precision that would fit; the error names the column and the cast to add.
+    """
+    errors = []
+    for field in schema:
+        found = _find_decimal256(field.type)
+        if found is not None:
+            precision, scale = found
+            errors.append(
+                ConnectorError(
+                    f"column {field.name!r} is decimal256({precision}, {scale}), which DuckDB cannot store "
+                    f"(its DECIMAL holds at most 38 digits); nothing was written to {target}: add a 'cast' "
+                    f"transform step, {{{field.name}: 'decimal(38,{min(scale, 38)})'}} if its values fit in "
+                    f"38 digits, or {{{field.name}: string}} to keep every digit",
+                    table=str(target),
+                    column=field.name,
+                    type=str(field.type),
+                )
+            )
+    return errors
+
+
+def refuse_unstorable(schema: pa.Schema, target: TableName) -> None:
+    errors = unstorable_columns(schema, target)
+    if errors:
+        raise errors[0]
+
+
+def _find_decimal256(type_: pa.DataType) -> tuple[int, int] | None:
+    if pa.types.is_decimal256(type_):
+        return type_.precision, type_.scale
+    children = [type_.field(i).type for i in range(type_.num_fields)] if type_.num_fields else []
+    for child in children:
+        found = _find_decimal256(child)
+        if found is not None:
+            return found
+    return None
+
+
 def _storable(type_name: str) -> str:
     """A column type for the table: a column that was NULL in every staged row becomes VARCHAR."""
     return "VARCHAR" if is_null_type(type_name) else type_name
@@ -460,50 +563,55 @@ def _refuse_duplicate_names(names: list[str], target: TableName) -> None:
             )
 
 
-# -- the exactly-once record -------------------------------------------------------------------
-def ensure_state_table(con: Any) -> None:
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE.sql} "
-        "(recipe_name VARCHAR, run_id VARCHAR, state VARCHAR, committed_at TIMESTAMP WITH TIME ZONE)"
-    )
+# -- the commit record -------------------------------------------------------------------------
+def record_table(catalog: str) -> CommitRecordTable:
+    """The core's ``_dataloader_state`` SQL for ``"catalog"."main"."_dataloader_state"``."""
+    return CommitRecordTable(TableName(CommitRecordTable.TABLE, RECORD_SCHEMA, catalog).sql, paramstyle="qmark")
 
 
-def save_state(con: Any, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
-    """Upsert the recipe's row of ``_dataloader_state`` (inside the caller's transaction)."""
-    ensure_state_table(con)
-    con.execute(f"DELETE FROM {STATE_TABLE.sql} WHERE recipe_name = ?", [recipe_name])
-    con.execute(
-        f"INSERT INTO {STATE_TABLE.sql} VALUES (?, ?, ?, ?)",
-        [recipe_name, run_id, json.dumps(state, sort_keys=True, default=str), dt.datetime.now(dt.timezone.utc)],
-    )
+def write_record(con: Any, catalog: str, record: CommitRecord, memory: MemoryLimit | None = None) -> None:
+    """Replace the recipe's commit record, inside the caller's transaction.
+
+    A table made by older versions (``committed_at TIMESTAMP WITH TIME ZONE``) is written as it
+    is: DuckDB casts the record's ISO text to the column's type.
+    """
+    table = record_table(catalog)
+    if memory is not None:
+        memory.fit(len(record.to_json()))  # one value, one block: a big state needs a limit to match
+    con.execute(table.create_sql())
+    for sql, params in table.write_statements(record):
+        con.execute(sql, list(params))
 
 
-def read_state(con: Any, recipe_name: str) -> dict[str, Any] | None:
+def read_record(con: Any, recipe_name: str) -> CommitRecord | None:
+    """The committed record of ``recipe_name`` in the connection's own catalog, or None.
+
+    Also reads what older versions stored (the bare state as JSON, the run id beside it).
+    """
+    catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = ? AND table_name = ?",
-        [STATE_TABLE.schema, STATE_TABLE.name],
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+        [catalog, RECORD_SCHEMA, CommitRecordTable.TABLE],
     ).fetchall()[0][0]
     if not exists:
         return None
-    rows = con.execute(
-        f"SELECT run_id, state FROM {STATE_TABLE.sql} WHERE recipe_name = ? ORDER BY committed_at DESC LIMIT 1",
-        [recipe_name],
-    ).fetchall()
-    if not rows:
-        return None
-    run_id, state = rows[0]
-    return {"run_id": run_id, "state": json.loads(state)}
+    table = record_table(catalog)
+    sql, params = table.read_statement(recipe_name)
+    rows = con.execute(sql, list(params)).fetchall()
+    return table.parse(recipe_name, rows[0] if rows else None)
 
 
 __all__ = [
     "SEQ_COLUMN",
-    "STATE_TABLE",
+    "RECORD_SCHEMA",
     "Column",
     "StagedLoad",
     "arrow_columns",
-    "read_state",
-    "save_state",
+    "home",
+    "read_record",
+    "record_table",
+    "write_record",
     "table_columns",
     "type_conflicts",
+    "unstorable_columns",
 ]

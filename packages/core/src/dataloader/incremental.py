@@ -108,7 +108,7 @@ class CursorTracker:
 
     def filter(self, data: pa.RecordBatch) -> pa.RecordBatch:
         """Drop rows already loaded at the previous high-water value."""
-        column = self._check_column(data)
+        column = _cursor_view(self._check_column(data))
         if self.start is None or not self.seen or data.num_rows == 0:
             return data
         at_start = pc.fill_null(pc.equal(column, self._scalar(self.start, column.type)), False)
@@ -124,7 +124,7 @@ class CursorTracker:
 
     def observe(self, data: pa.RecordBatch) -> None:
         """Advance the high-water mark with the rows about to be written."""
-        column = self._check_column(data)
+        column = _cursor_view(self._check_column(data))
         if data.num_rows == 0 or column.null_count == data.num_rows:
             return
         batch_max = pc.max(column).as_py()
@@ -151,6 +151,19 @@ class CursorTracker:
         if self.high is not None:
             form = None if self.key_columns or self.legacy_rows else ROW_DIGEST
             state.set_cursor(self.column, self.high, boundary_keys=sorted(self.keys_at_high), key_form=form)
+
+
+def _cursor_view(column: pa.Array) -> pa.Array:
+    """The cursor column as the high-water value sees it: nanosecond timestamps floored to microseconds.
+
+    A high-water value is a Python ``datetime``, which holds microseconds (Arrow would need pandas
+    to give a nanosecond value). Floored, the saved value is the microsecond of the newest rows; the
+    next run reads ``>=`` it, so every row of that microsecond comes again, and the keys of all of
+    them are remembered, so none is loaded twice.
+    """
+    if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
+        return pc.floor_temporal(column, unit="microsecond").cast(pa.timestamp("us", tz=column.type.tz))
+    return column
 
 
 __all__ = ["CursorTracker", "row_keys"]

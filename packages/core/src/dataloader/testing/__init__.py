@@ -43,7 +43,7 @@ import pytest
 from dataloader import faults
 from dataloader.batch import Batch
 from dataloader.config import ConnectorConfig
-from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
+from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities, RunContext
 from dataloader.errors import ConnectorError, DataLoaderError, EngineError, LeaseHeldError, TransientConnectorError
 from dataloader.hookspecs import hookimpl
 from dataloader.plugins import PluginHost, use_host
@@ -467,6 +467,7 @@ class ConnectorContractSuite:
 
         recipe = Recipe.from_dict({"name": "contract_busy", "source": source, "destination": destination})
         holder = get_host().registry.get("connector", self.connector_type).build(recipe.destination)
+        holder.context = RunContext(recipe_name="contract_busy", run_id=other.run_id, role="destination")
         holder.open()
         try:
             holder.acquire_lock("contract_busy", other)
