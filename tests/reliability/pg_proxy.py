@@ -10,12 +10,16 @@ and a length; the startup message has no type byte), so a fault can strike at an
 Both strike only at the COMMIT of a transaction that carried a COPY (the run's rows), not at the
 small commits a client makes while setting up its session.
 - ``copy_data``: a ``CopyData`` message from the client (a COPY cut off mid-stream).
+- ``copy_out``: a ``CopyData`` message from the server (a read cut off mid-stream).
 
 and do one of two things there:
 
 - ``drop``: close both sockets at once (a server crash, a reset connection).
 - ``blackhole``: keep both sockets open and forward nothing more, either way (a middlebox that
   stopped forwarding: no error ever reaches either end).
+- ``terminate``: forward the message, then end the server process behind this connection with
+  ``pg_terminate_backend`` (what a server shutdown or restart does: the client gets the server's
+  own FATAL message, then the connection closes). Needs ``admin_dsn``.
 
 Each fault strikes ``times`` times over all connections, then the proxy forwards faithfully, so a
 retry or a second run goes through. Clients must connect with ``sslmode=disable`` (the proxy
@@ -74,8 +78,9 @@ class _Stream:
 class PgProxy:
     """Listens on 127.0.0.1 (a free port) and forwards to ``upstream``; see the module doc."""
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, admin_dsn: str | None = None) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.admin_dsn = admin_dsn
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._faults: list[Fault] = []
@@ -89,7 +94,8 @@ class PgProxy:
 
     # -- the test's side -------------------------------------------------------------------
     def fail_on(self, event: str, action: str = "drop", times: int = 1) -> None:
-        assert event in ("commit_reply", "commit", "copy_data") and action in ("drop", "blackhole")
+        assert event in ("commit_reply", "commit", "copy_data", "copy_out") and action in ("drop", "blackhole", "terminate")
+        assert action != "terminate" or self.admin_dsn, "terminate needs admin_dsn"
         with self._lock:
             self._faults.append(Fault(event, action, times))
 
@@ -134,6 +140,8 @@ class PgProxy:
     def _pump(self, client: socket.socket, server: socket.socket) -> None:
         upstream, downstream = _Stream(typed=False), _Stream(typed=True)
         commit_sent = copied = False
+        backend_pid: list[int] = []
+        cut_off = False  # a read whose server process was ended: what it had sent is lost too
         try:
             while not self._stopping.is_set():
                 readable, _, _ = select.select([client, server], [], [], 0.5)
@@ -150,20 +158,36 @@ class PgProxy:
                             elif message[:1] == b"d":
                                 copied = True
                                 action = self._strike("copy_data")
-                            if action:
+                            if action == "terminate":
+                                server.sendall(message)
+                                self._terminate(backend_pid)
+                            elif action:
                                 return self._act(action, client, server)
-                            server.sendall(message)
+                            else:
+                                server.sendall(message)
                     else:
                         if not upstream.typed:
                             client.sendall(data)  # the one-byte answer to an SSL/GSS request
                             continue
                         for message in downstream.feed(data):
+                            if message[:1] == b"K":  # BackendKeyData: the server process's pid
+                                backend_pid.append(struct.unpack("!i", message[5:9])[0])
+                            if cut_off and message[:1] not in (b"E", b"N"):
+                                continue
+                            action = None
                             if commit_sent and message[:1] == b"C" and message[5:].startswith(b"COMMIT"):
                                 commit_sent = copied = False
                                 action = self._strike("commit_reply")
-                                if action:
-                                    return self._act(action, client, server)
-                            client.sendall(message)
+                            elif message[:1] == b"d":
+                                action = self._strike("copy_out")
+                            if action == "terminate":
+                                client.sendall(message)
+                                self._terminate(backend_pid)
+                                cut_off = message[:1] == b"d"
+                            elif action:
+                                return self._act(action, client, server)
+                            else:
+                                client.sendall(message)
         except OSError:
             return
         finally:
@@ -171,6 +195,17 @@ class PgProxy:
                 for sock in (client, server):
                     with contextlib.suppress(OSError):
                         sock.close()
+
+    def _terminate(self, backend_pid: list[int]) -> None:
+        import psycopg2
+
+        admin = psycopg2.connect(self.admin_dsn)
+        try:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", (backend_pid[-1],))
+        finally:
+            admin.close()
 
     def _act(self, action: str, client: socket.socket, server: socket.socket) -> None:
         if action == "blackhole":
@@ -184,8 +219,8 @@ class PgProxy:
 
 
 @contextlib.contextmanager
-def pg_proxy(upstream_host: str, upstream_port: int) -> Iterator[PgProxy]:
-    proxy = PgProxy(upstream_host, upstream_port)
+def pg_proxy(upstream_host: str, upstream_port: int, admin_dsn: str | None = None) -> Iterator[PgProxy]:
+    proxy = PgProxy(upstream_host, upstream_port, admin_dsn)
     try:
         yield proxy
     finally:

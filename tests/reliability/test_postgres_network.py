@@ -50,12 +50,15 @@ class Project:
             writer.writerow(["id", "name", "updated"])
             writer.writerows(source_rows())
 
-    def write_recipe(self, **destination_extra: Any) -> None:
+    def via_proxy(self) -> str:
         facts = psycopg2.extensions.parse_dsn(self.dsn)
-        via_proxy = (
+        return (
             f"host=127.0.0.1 port={self.proxy.port} dbname={facts['dbname']} user={facts.get('user', 'postgres')} "
             "sslmode=disable gssencmode=disable"
         )
+
+    def write_recipe(self, source: dict[str, Any] | None = None, **destination_extra: Any) -> None:
+        via_proxy = self.via_proxy() if source is None else self.dsn
         destination: dict[str, Any] = {
             "type": "postgres",
             "dsn": via_proxy,
@@ -67,8 +70,8 @@ class Project:
             destination["merge_keys"] = ["id"]
         recipe = {
             "name": self.recipe_name,
-            "source": {"type": "filestore", "path": str(self.csv), "format": "csv",
-                       "incremental": {"strategy": "modified_time"}},
+            "source": source or {"type": "filestore", "path": str(self.csv), "format": "csv",
+                                 "incremental": {"strategy": "modified_time"}},
             "transform": {"steps": [{"type": "cast", "columns": {"id": "int", "updated": "int"}}]},
             "destination": destination,
             "runtime": {"batch_size": BATCH, "retries": {"max_attempts": 3, "initial_delay": 0.1, "max_delay": 0.5}},
@@ -99,7 +102,7 @@ class Project:
 @pytest.fixture
 def proxy(pg_dsn: str) -> Iterator[PgProxy]:
     facts = psycopg2.extensions.parse_dsn(pg_dsn)
-    with pg_proxy(facts.get("host", "127.0.0.1"), int(facts.get("port", 5432))) as running:
+    with pg_proxy(facts.get("host", "127.0.0.1"), int(facts.get("port", 5432)), admin_dsn=pg_dsn) as running:
         yield running
 
 
@@ -161,3 +164,45 @@ def test_silent_network_at_commit_fails_in_bounded_time(tmp_path, dataloader_bin
     second = project.run()
     assert second.returncode == 0, second.stderr
     _assert_exactly_once(project, first, second)
+
+
+def test_server_ending_the_session_mid_copy_is_one_warning_line(tmp_path, dataloader_bin, pg_dsn, proxy):
+    """What a server restart does to a running load: one warning line, a retry, every row once."""
+    project = _project(tmp_path, dataloader_bin, pg_dsn, proxy, "append")
+    proxy.fail_on("copy_data", "terminate")
+    first = project.run()
+    assert proxy.struck() == 1, proxy.events
+    output = first.stdout + first.stderr
+    assert first.returncode == 0, output
+    warnings = [line for line in output.splitlines() if "warning" in line]
+    assert len(warnings) == 1, output
+    assert "retrying" in warnings[0] and "connection" in warnings[0]
+    assert "SystemError" not in output and "Traceback" not in output, output
+    _assert_exactly_once(project, first)
+
+
+def test_server_ending_the_session_mid_read_is_one_warning_line(tmp_path, dataloader_bin, pg_dsn, proxy):
+    """A PostgreSQL source whose session the server ends mid-COPY: one plain line, even with --debug."""
+    project = Project(tmp_path, dataloader_bin, pg_dsn, proxy, "append")
+    source_table = f"{project.table}_src"
+    con = psycopg2.connect(pg_dsn)
+    with con, con.cursor() as cur:
+        cur.execute(f'CREATE TABLE public."{source_table}" (id bigint PRIMARY KEY, name text, updated bigint)')
+        with project.csv.open(encoding="utf-8") as handle:
+            cur.copy_expert(f'COPY public."{source_table}" FROM STDIN WITH (FORMAT csv, HEADER true)', handle)
+    con.close()
+    project.write_recipe({"type": "postgres", "dsn": project.via_proxy(), "table": f"public.{source_table}"})
+    proxy.fail_on("copy_out", "terminate")
+    first = subprocess.run(
+        [dataloader_bin, "--debug", "run", str(tmp_path / "recipe.yaml"), "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+        env={**os.environ, "DATALOADER_HISTORY": str(tmp_path / "runs.db")},
+    )
+    assert proxy.struck() == 1, proxy.events
+    output = first.stdout + first.stderr
+    assert first.returncode == 0, output
+    warnings = [line for line in output.splitlines() if "warning:" in line]
+    assert len(warnings) == 1, output
+    assert "reading the table" in warnings[0] and "closed the connection" in warnings[0]
+    assert "SystemError" not in output and "Traceback" not in output and "PGRES_" not in output
+    _assert_exactly_once(project, first)

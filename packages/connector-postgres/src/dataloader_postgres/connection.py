@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +174,58 @@ def _server_message(exc: BaseException) -> str:
     return "; ".join(lines)
 
 
+_LIBPQ_AFTERTHOUGHT = " This probably means the server terminated abnormally before or while processing the request."
+
+
+def _plain_lost_connection(message: str) -> str:
+    """libpq's words for a dropped connection, made plain (they mean the same thing)."""
+    if "no message from the libpq" in message:  # a COPY cut off by the server ending the session
+        return "the server closed the connection"
+    return message.replace(_LIBPQ_AFTERTHOUGHT, "")
+
+
+def _drop_driver_noise(exc: BaseException) -> None:
+    """Forget the ``SystemError`` psycopg2 chains to an error raised while it was failing.
+
+    When the server ends a session during a COPY, psycopg2 reports the lost connection with a
+    ``SystemError: <function decode ...> returned a result with an exception set`` as its cause:
+    an artefact of the driver, which says nothing the error itself does not (``--debug`` would
+    print it as a second, misleading traceback).
+    """
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, SystemError):
+        exc.__cause__ = None
+        exc.__context__ = None
+        exc.__suppress_context__ = True
+
+
+_QUIET = threading.Lock()
+
+
+def quiet_driver_noise() -> None:
+    """Keep psycopg2's stray ``SystemError`` report out of the output (installed once).
+
+    When the server ends a session in the middle of a COPY, psycopg2 decodes the server's last
+    message while its own error is still pending; Python turns that into a ``SystemError`` that
+    psycopg2 prints with ``PyErr_Print`` (that is, through ``sys.excepthook``) before raising the
+    real error, which this module translates. The filter drops exactly that report: a
+    ``SystemError`` caused by a psycopg2 error. Everything else reaches the previous hook.
+    """
+    with _QUIET:
+        if getattr(sys.excepthook, "_dataloader_postgres", False):
+            return
+        previous = sys.excepthook
+        psycopg2 = driver()
+
+        def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+            if isinstance(value, SystemError) and isinstance(value.__cause__ or value.__context__, psycopg2.Error):
+                return
+            previous(kind, value, tb)
+
+        hook._dataloader_postgres = True  # type: ignore[attr-defined]
+        sys.excepthook = hook
+
+
 def is_transient(exc: BaseException) -> bool:
     psycopg2 = driver()
     code = getattr(exc, "pgcode", None)
@@ -193,7 +246,8 @@ def translate(
     closed, the failure was a lost connection whatever the exception says (a COPY cut off
     mid-stream surfaces as a bare ``DatabaseError``).
     """
-    message = scrub(_server_message(exc), secrets_of(config))
+    _drop_driver_noise(exc)
+    message = _plain_lost_connection(scrub(_server_message(exc), secrets_of(config)))
     if config.dsn and ("invalid dsn" in message or "connection info string" in message):
         message = _mask_dsn_fragments(message, config)
     lost = conn is not None and bool(getattr(conn, "closed", 0))
@@ -239,6 +293,7 @@ def connect(config: PostgresConfig, application_name: str | None = None) -> Any:
     import tenacity
 
     psycopg2 = driver()
+    quiet_driver_noise()
 
     def attempt() -> Any:
         try:
