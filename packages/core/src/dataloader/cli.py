@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dataloader import __version__
-from dataloader.errors import DataLoaderError
+from dataloader.errors import DataLoaderError, RunInterrupted
 
 if TYPE_CHECKING:
     from dataloader.recipe import Recipe
@@ -162,7 +162,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.argument("recipes", nargs=-1, required=True)
 @_var_option
 @click.option("--state-dir", default=None, help="Folder of the local state backend [env DATALOADER_STATE_DIR; .state].")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="No longer needed: an interrupted run always resumes after its last checkpoint (kept so old scripts work).",
+)
 @click.option("--full-refresh", is_flag=True, help="Ignore saved state and reload everything.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Recipes run in parallel.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -187,6 +191,12 @@ def run(
                 click.echo(f"error: {line}", err=True)
     if invalid:
         raise click.exceptions.Exit(1)
+    if resume:
+        click.echo(
+            "warning: --resume is no longer needed: an interrupted run always resumes after its last checkpoint",
+            err=True,
+        )
+    _stop_on_sigterm()
 
     from dataloader.console import choose_reporter, summary_line
 
@@ -201,7 +211,11 @@ def run(
             result = run_recipe(recipe, backend, resume=resume, full_refresh=full_refresh, on_event=reporter.on_event)
             return recipe, result, None
         except DataLoaderError as exc:
+            if isinstance(exc, RunInterrupted):
+                interrupted.append(exc.exit_code)
             return recipe, None, str(exc)
+
+    interrupted: list[int] = []
 
     try:
         if jobs > 1 and len(loaded) > 1:
@@ -223,8 +237,26 @@ def run(
             failed = True
         if log_format != "json":
             click.echo(summary_line(recipe.name, result))
+    if interrupted:
+        raise click.exceptions.Exit(max(interrupted))
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds a run like Ctrl-C: it rolls back, is recorded as interrupted, and exits 143."""
+    import signal
+    import threading
+
+    from dataloader.errors import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def state_backend_for(recipe: Recipe, state_dir: str | None) -> Any:

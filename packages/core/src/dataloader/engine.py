@@ -34,11 +34,12 @@ import pyarrow as pa
 
 from dataloader import faults
 from dataloader.batch import Batch
-from dataloader.connector import RunContext
+from dataloader.connector import Capabilities, CommitsState, Fingerprints, LocksRecipe, RunContext
 from dataloader.errors import (
     ConnectorError,
     DataLoaderError,
     EngineError,
+    RunInterrupted,
     StateError,
     TransformError,
 )
@@ -46,7 +47,8 @@ from dataloader.incremental import CursorTracker
 from dataloader.plugins import PluginHost, get_host
 from dataloader.recipe import Recipe
 from dataloader.recipe.models import connector_type
-from dataloader.state import LocalStateBackend, State, StateBackend
+from dataloader.run.ledger import LeaseHolder, Ledger
+from dataloader.state import LeasingBackend, LocalStateBackend, State, StateBackend
 
 log = logging.getLogger("dataloader.engine")
 
@@ -309,6 +311,11 @@ class _Run:
         self.state_after: dict[str, Any] = {}
         self.dead_letters: Any = None
         self.attempts = 0
+        self.holder = LeaseHolder.current(self.run_id)
+        self.fingerprint: dict[str, Any] | None = None
+        self.lease: Any = None
+        self.lease_problem: DataLoaderError | None = None
+        self.began = False
 
     # events and hooks ---------------------------------------------------------------------
     def emit(self, kind: str, message: str | None = None, result: RunResult | None = None) -> None:
@@ -342,9 +349,11 @@ class _Run:
         self.hook("run_started", run=info)
         self.emit("run_started")
         try:
-            self._attempts()
+            self._leased(self._attempts)
         except DataLoaderError as exc:
             self.error = exc
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into this by the command line
+            self.error = RunInterrupted.from_signal(exc, self.recipe.name)
         except Exception as exc:  # a bug or an untranslated driver error: still one clear message
             self.error = EngineError(f"{type(exc).__name__}: {exc}", recipe=self.recipe.name)
             self.error.__cause__ = exc
@@ -353,8 +362,45 @@ class _Run:
         self.emit("run_finished", result=result)
         return result
 
+    def _leased(self, body: Callable[[], None]) -> None:
+        """Run ``body`` holding the state backend's lease on the recipe, renewed while it runs."""
+        acquire = getattr(self.backend, "acquire_lease", None)
+        if not isinstance(self.backend, LeasingBackend) or not callable(acquire):
+            body()
+            return
+        ttl = float(self.recipe.runtime.lease_ttl_s)
+        self.lease = acquire(self.recipe.name, self.holder, ttl)
+        stop = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(stop, ttl / 3), name="dataloader-lease", daemon=True)
+        renewer.start()
+        try:
+            body()
+        finally:
+            stop.set()
+            renewer.join(timeout=5)
+            try:
+                self.lease.release()
+            except Exception as exc:  # an expired lease needs no release
+                log.warning("could not release the lease of '%s': %s", self.recipe.name, exc)
+
+    def _renew(self, stop: threading.Event, every: float) -> None:
+        while not stop.wait(every):
+            try:
+                self.lease.renew()
+            except DataLoaderError as exc:
+                self.lease_problem = exc
+                return
+            except Exception as exc:  # a network blip: the next renewal may work; expiry is far
+                log.warning("could not renew the lease of '%s': %s", self.recipe.name, exc)
+
+    def _still_leased(self) -> None:
+        if self.lease_problem is not None:
+            raise self.lease_problem
+
     def _result(self) -> RunResult:
-        if self.error is not None:
+        if isinstance(self.error, RunInterrupted):
+            status = "interrupted"
+        elif self.error is not None:
             status = "failed"
         elif self.rows_failed:
             status = "partial_success"
@@ -394,12 +440,41 @@ class _Run:
 
     def _attempt(self) -> None:
         the_plan = plan(self.recipe, self.host)
-        committed = self._load_state(the_plan.destination)
+        source, destination = the_plan.source, the_plan.destination
+        source.context = self._context("source")
+        destination.context = self._context("destination")
+        self.ledger = Ledger(
+            self.recipe.name,
+            self.run_id,
+            destination,
+            commits_state=_commits_state(destination),
+            reopen=lambda: self._fresh_destination(),
+            warn=lambda message: self.emit("warning", message),
+        )
+        _open(source, "source")
+        try:
+            _open(destination, "destination")
+            locked = False
+            try:
+                locked = self._lock(destination)
+                self._attempt_opened(the_plan)
+            finally:
+                if locked:
+                    _call(destination, "release_lock", self.recipe.name)
+                _close(destination)
+        finally:
+            _close(source)
+
+    def _attempt_opened(self, the_plan: Plan) -> None:
+        committed = self._load_state()
         self.state_before = committed.to_dict()
         resume_rows = 0 if self.full_refresh else int(committed.checkpoints.get("rows_done") or 0)
         start = committed.copy()
         start.checkpoints = {}
         pending = State() if self.full_refresh else start.copy()
+        self.fingerprint = _fingerprint(the_plan.source, pending)
+        if resume_rows:
+            resume_rows = self._check_source_unchanged(committed, resume_rows)
         self._mark_started(start, resume_rows)
         self.last_checkpoint: State | None = None
         try:
@@ -409,45 +484,65 @@ class _Run:
                 self._clear_mark(committed)
             raise
 
+    def _lock(self, destination: Any) -> bool:
+        """Hold the destination's per-recipe lock for the attempt, where it offers one."""
+        caps = getattr(destination, "capabilities", None)
+        if not (isinstance(caps, Capabilities) and caps.locks) or not isinstance(destination, LocksRecipe):
+            return False
+        destination.acquire_lock(self.recipe.name, self.holder)
+        return True
+
+    def _fresh_destination(self) -> Any:
+        connector = self.host.registry.get("connector", connector_type(self.recipe, "destination")).build(self.recipe.destination)
+        connector.context = self._context("destination")
+        return connector
+
+    def _check_source_unchanged(self, committed: State, resume_rows: int) -> int:
+        """A resumed run skips rows by count; that is right only if the source still holds the same rows."""
+        before = committed.checkpoints.get("fingerprint")
+        if before is None or self.fingerprint is None or before == self.fingerprint:
+            return resume_rows
+        interrupted = committed.checkpoints.get("run_id") or committed.checkpoints.get("resumed_run_id")
+        mode = getattr(self.recipe.destination, "write_mode", "append")
+        if mode == "merge":
+            self.emit(
+                "warning",
+                f"the source changed since run {interrupted} checkpointed {resume_rows:,} rows; "
+                "reading it again from the start (a merge writes each key once)",
+            )
+            return 0
+        raise EngineError(
+            f"the source changed since run {interrupted} was interrupted after committing {resume_rows:,} of its rows; "
+            "a resumed append cannot tell which of the new rows it already holds, so nothing was written. "
+            "Restore the source, or load it again from scratch with --full-refresh "
+            "(after emptying what the interrupted run appended)",
+            rows_done=resume_rows,
+        )
+
     # state and recovery -------------------------------------------------------------------
-    def _load_state(self, destination: Any) -> State:
+    def _load_state(self) -> State:
         try:
-            committed = State.from_dict(self.backend.load(self.recipe.name))
+            local = self.backend.load(self.recipe.name)
         except DataLoaderError:
             raise
         except Exception as exc:
             raise StateError(f"could not read the state of '{self.recipe.name}': {exc}") from exc
-        interrupted = committed.checkpoints.get("run_id")
-        if interrupted:
-            committed = self._recover(committed, interrupted, destination)
-        return committed
-
-    def _recover(self, committed: State, interrupted: str, destination: Any) -> State:
-        """The run ``interrupted`` died. Did its destination commit before it did?"""
-        loader = getattr(destination, "load_committed_state", None)
-        found = None
-        if callable(loader):
-            destination.context = self._context("destination")
-            opened = False
-            try:
-                _call(destination, "open")
-                opened = True
-                found = loader(self.recipe.name)
-            finally:
-                if opened:
-                    _close(destination)
-        if found and found.get("run_id") == interrupted:
-            self.emit("warning", f"run {interrupted} committed before it was interrupted; its state is adopted")
-            adopted = State.from_dict(found.get("state") or {})
-            adopted.checkpoints = _progress(adopted.checkpoints)
-            self._save(adopted)
-            committed = adopted
-        else:
+        interrupted = (local.get("checkpoints") or {}).get("run_id")
+        truth, record = self.ledger.reconcile(local)
+        committed = State.from_dict(truth)
+        if record is not None and truth is not local:
+            committed.checkpoints = _progress(committed.checkpoints)
+            self._save(committed)
+        elif interrupted:
             committed.checkpoints = _progress(committed.checkpoints)
             if not committed.checkpoints:
                 self.emit("warning", f"run {interrupted} was interrupted before it committed; restarting cleanly from the last committed state")
         if committed.checkpoints:
-            self.emit("warning", f"resuming run {interrupted} after its last checkpoint ({committed.checkpoints['rows_done']:,} source rows loaded)")
+            self.emit(
+                "warning",
+                f"resuming run {committed.checkpoints.get('resumed_run_id')} after its last checkpoint "
+                f"({committed.checkpoints['rows_done']:,} source rows loaded)",
+            )
         return committed
 
     def _save(self, state: State) -> None:
@@ -466,12 +561,15 @@ class _Run:
         """The run-start state plus this run's progress: what a crash resumes from.
 
         Cursors and source marks stay at their run-start values; ``rows_done`` source rows are
-        already in the destination and are skipped (not written) when the run resumes.
+        already in the destination and are skipped (not written) when the run resumes, provided
+        the source's ``fingerprint`` is still the same.
         """
         marked = start.copy()
         marked.checkpoints = {"run_id": self.run_id, "started_at": self.started_at}
         if rows_done:
             marked.checkpoints["rows_done"] = rows_done
+        if self.fingerprint is not None:
+            marked.checkpoints["fingerprint"] = self.fingerprint
         return marked
 
     def _clear_mark(self, committed: State) -> None:
@@ -496,92 +594,93 @@ class _Run:
     def _move(self, the_plan: Plan, pending: State, start: State, resume_rows: int) -> None:
         from dataloader.quality import DeadLetters
 
-        source, destination = the_plan.source, the_plan.destination
-        source.context = self._context("source")
-        destination.context = self._context("destination")
-        incremental = getattr(self.recipe.source, "incremental", None)
-        tracker = None
-        if incremental is not None and incremental.strategy == "cursor" and incremental.cursor_column:
-            tracker = CursorTracker(pending, incremental.cursor_column, incremental.initial_value, incremental.primary_key)
+        destination = the_plan.destination
         self.dead_letters = DeadLetters(self.recipe, self.run_id)
         mode = getattr(self.recipe.destination, "write_mode", "append")
-        began = False
-        _open(source, "source")
+        self.began = False
         try:
-            _open(destination, "destination")
-            try:
-                problems = check_connections(the_plan)
-                if problems:
-                    raise EngineError("preflight failed, nothing was written: " + "; ".join(problems), problems=problems)
-                self.total_estimate = _estimate(source, pending)
-                if self.total_estimate is not None:
-                    self.emit("run_started")
-                skip = resume_rows
-                every = self.recipe.runtime.checkpoint_every
-                since_checkpoint = 0
-                for batch in self._batches(source, pending):
-                    if skip:
-                        # Resuming: these source rows were committed by an earlier checkpoint.
-                        data = batch.to_arrow()
-                        head, data = data.slice(0, skip), data.slice(skip)
-                        skip -= head.num_rows
-                        if tracker is not None:
-                            tracker.observe(tracker.filter(head))
-                        if data.num_rows == 0:
-                            continue
-                        batch = batch.replace(data)
-                    if tracker is not None:
-                        data = tracker.filter(batch.to_arrow())
-                        tracker.observe(data)
-                        batch = batch.replace(data)
-                    batch = self._transform(the_plan, batch)
-                    if batch is None or batch.row_count == 0:
-                        continue
-                    if not began:
-                        _call(destination, "begin", batch.schema, mode, pending)
-                        began = True
-                    destination.write_batch(batch, pending)
-                    faults.point("batch_written")
-                    self.rows_written += batch.row_count
-                    self.hook("batch_written", run=RunInfo(self.recipe, self.run_id, self.started_at), batch=batch, rows=batch.row_count)
-                    self.emit("progress")
-                    since_checkpoint += 1
-                    if every and since_checkpoint >= every:
-                        self._checkpoint(destination, start)
-                        began, since_checkpoint = False, 0
-                self._check_limits()
-                if not began:
-                    _call(destination, "begin", None, mode, pending)
-                    began = True
-                if tracker is not None:
-                    tracker.save_to(pending)
-                pending.metadata.update(
-                    {"last_run_id": self.run_id, "last_run_at": _now(), "rows_written": self.rows_written}
-                )
-                self.dead_letters.close()
-                faults.point("before_commit")
-                _call(destination, "commit", pending)
-                faults.point("after_commit")
-                began = False
-                self.state_after = pending.to_dict()
-                self.emit("committed")
-                self._save(pending)
-            except BaseException:
-                if began:
-                    _abort(destination)
-                self.dead_letters.discard()
-                raise
-            finally:
-                _close(destination)
-        finally:
-            _close(source)
+            problems = check_connections(the_plan)
+            if problems:
+                raise EngineError("preflight failed, nothing was written: " + "; ".join(problems), problems=problems)
+            self.total_estimate = _estimate(the_plan.source, pending)
+            if self.total_estimate is not None:
+                self.emit("run_started")
+            self._load_rows(the_plan, pending, start, resume_rows, mode)
+            self._check_limits(final=True)
+            if not self.began:
+                _call(destination, "begin", None, mode, pending)
+                self.began = True
+            pending.metadata.update({"last_run_id": self.run_id, "last_run_at": _now(), "rows_written": self.rows_written})
+            self.dead_letters.close()
+            self._still_leased()
+            faults.point("before_commit")
+            self.ledger.commit(pending, self.ledger.published(final=True, rows=self.rows_written, mode=mode))
+            faults.point("after_commit")
+            self.began = False
+            self.state_after = pending.to_dict()
+            self.emit("committed")
+            self._save(pending)
+        except BaseException:
+            if self.began:
+                _abort(destination)
+            self.dead_letters.discard()
+            raise
 
-    def _checkpoint(self, destination: Any, start: State) -> None:
+    def _load_rows(self, the_plan: Plan, pending: State, start: State, resume_rows: int, mode: str) -> None:
+        """Read, filter, transform and write every batch; checkpoint every ``checkpoint_every`` source rows."""
+        source, destination = the_plan.source, the_plan.destination
+        tracker = self._tracker(pending)
+        skip = resume_rows
+        every = self.recipe.runtime.checkpoint_every
+        read_at_checkpoint = 0
+        for batch in self._batches(source, pending):
+            if skip:
+                # Resuming: these source rows were committed by an earlier checkpoint.
+                data = batch.to_arrow()
+                head, data = data.slice(0, skip), data.slice(skip)
+                skip -= head.num_rows
+                if tracker is not None:
+                    tracker.observe(tracker.filter(head))
+                if data.num_rows == 0:
+                    continue
+                batch = batch.replace(data)
+            if tracker is not None:
+                data = tracker.filter(batch.to_arrow())
+                tracker.observe(data)
+                batch = batch.replace(data)
+            batch = self._transform(the_plan, batch)
+            if batch is not None and batch.row_count:
+                self._write(destination, batch, pending, mode)
+            if every and self.began and self.rows_read - read_at_checkpoint >= every:
+                self._checkpoint(destination, start, mode)
+                read_at_checkpoint = self.rows_read
+        if tracker is not None:
+            tracker.save_to(pending)
+
+    def _tracker(self, pending: State) -> CursorTracker | None:
+        incremental = getattr(self.recipe.source, "incremental", None)
+        if incremental is None or incremental.strategy != "cursor" or not incremental.cursor_column:
+            return None
+        return CursorTracker(pending, incremental.cursor_column, incremental.initial_value, incremental.primary_key)
+
+    def _write(self, destination: Any, batch: Batch, pending: State, mode: str) -> None:
+        if not self.began:
+            _call(destination, "begin", batch.schema, mode, pending)
+            self.began = True
+        destination.write_batch(batch, pending)
+        faults.point("batch_written")
+        self.rows_written += batch.row_count
+        self.hook("batch_written", run=RunInfo(self.recipe, self.run_id, self.started_at), batch=batch, rows=batch.row_count)
+        self.emit("progress")
+
+    def _checkpoint(self, destination: Any, start: State, mode: str) -> None:
         """Publish the rows written so far with a state that records how far the source was read."""
         self._check_limits()
         checkpoint = self._checkpoint_state(start, self.rows_read)
+        self._still_leased()
         faults.point("before_checkpoint")
-        _call(destination, "commit", checkpoint)
+        self.ledger.commit(checkpoint, self.ledger.published(final=False, rows=self.rows_written, mode=mode))
+        self.began = False
         faults.point("after_checkpoint")
         self._save(checkpoint)
         self.last_checkpoint = checkpoint
@@ -624,7 +723,13 @@ class _Run:
             self._check_limits()
         return batch
 
-    def _check_limits(self) -> None:
+    def _check_limits(self, *, final: bool = False) -> None:
+        """Fail when too many rows were rejected.
+
+        ``max_failed_rows`` is a count, so it fails as soon as it is passed. ``max_failed_ratio`` is
+        judged on the whole run: during the run it fails early only once the failed rows exceed the
+        ratio of the estimated total (or, without an estimate, never before the end).
+        """
         runtime = self.recipe.runtime
         if runtime.max_failed_rows is not None and self.rows_failed > runtime.max_failed_rows:
             raise EngineError(
@@ -632,14 +737,21 @@ class _Run:
                 "the run is rolled back (see the dead-letter file for the rows)",
                 rows_failed=self.rows_failed,
             )
-        if runtime.max_failed_ratio is not None and self.rows_read:
-            ratio = self.rows_failed / self.rows_read
-            if ratio > runtime.max_failed_ratio:
-                raise EngineError(
-                    f"{ratio:.1%} of rows failed, more than runtime.max_failed_ratio={runtime.max_failed_ratio}; "
-                    "the run is rolled back",
-                    rows_failed=self.rows_failed,
-                )
+        ratio = runtime.max_failed_ratio
+        if ratio is None or not self.rows_failed:
+            return
+        if final:
+            total = self.rows_read
+        elif self.total_estimate:
+            total = max(self.total_estimate, self.rows_read)
+        else:
+            return
+        if total and self.rows_failed / total > ratio:
+            raise EngineError(
+                f"{self.rows_failed:,} of {total:,} rows failed ({self.rows_failed / total:.1%}), more than "
+                f"runtime.max_failed_ratio={ratio}; the run is rolled back",
+                rows_failed=self.rows_failed,
+            )
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -647,6 +759,23 @@ def _progress(checkpoints: dict[str, Any]) -> dict[str, Any]:
     """What survives of an interrupted run's checkpoint: how far it got, if it committed any."""
     rows = int(checkpoints.get("rows_done") or 0)
     return {"rows_done": rows, "resumed_run_id": checkpoints.get("run_id")} if rows else {}
+
+
+def _commits_state(destination: Any) -> bool:
+    caps = getattr(destination, "capabilities", None)
+    declared = isinstance(caps, Capabilities) and caps.commits_state
+    return bool(declared or isinstance(destination, CommitsState))
+
+
+def _fingerprint(source: Any, state: State) -> dict[str, Any] | None:
+    if not isinstance(source, Fingerprints):
+        return None
+    try:
+        return source.fingerprint(state)
+    except DataLoaderError:
+        raise
+    except Exception as exc:
+        raise ConnectorError(f"source: could not fingerprint what it would read: {type(exc).__name__}: {exc}") from exc
 
 
 def _call(connector: Any, name: str, *args: Any) -> Any:

@@ -12,6 +12,7 @@ The hierarchy::
     │   ├── LeaseHeldError          another run of the recipe holds its lease or lock
     │   └── LeaseLostError          this run's lease was taken over while it ran
     └── EngineError                 the run itself could not proceed
+        └── RunInterrupted          stopped by Ctrl-C (exit 130) or SIGTERM (exit 143)
 
 Driver exceptions (psycopg2, duckdb, botocore, paramiko ...) are translated once, at the
 connector's boundary, with ``raise ConnectorError(...) from exc``. Retry logic only ever looks at
@@ -93,6 +94,31 @@ class EngineError(DataLoaderError):
     """The run could not proceed (bad plan, failed commit, interrupted run)."""
 
 
+class RunInterrupted(EngineError):
+    """The run was stopped by a signal; it was rolled back and is recorded as ``interrupted``."""
+
+    #: The exit code the command line ends with: 128 + the signal's number.
+    exit_code: int = 130
+
+    @classmethod
+    def from_signal(cls, exc: BaseException, recipe_name: str) -> RunInterrupted:
+        name = getattr(exc, "signal_name", "SIGINT")
+        error = cls(
+            f"run of '{recipe_name}' interrupted by {name}; what it wrote was rolled back "
+            "(checkpoints already committed stay, and the next run resumes after them)",
+            recipe=recipe_name,
+            signal=name,
+        )
+        error.exit_code = 143 if name == "SIGTERM" else 130
+        return error
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process gets SIGTERM, so a run unwinds like on Ctrl-C."""
+
+    signal_name = "SIGTERM"
+
+
 __all__ = [
     "DataLoaderError",
     "RecipeError",
@@ -104,4 +130,6 @@ __all__ = [
     "LeaseHeldError",
     "LeaseLostError",
     "EngineError",
+    "RunInterrupted",
+    "Terminated",
 ]

@@ -81,16 +81,50 @@ class State:
         kind = (self.watermarks.get(column) or {}).get("kind")
         return decode_value(self.cursor_values[column], kind)
 
-    def set_cursor(self, column: str, value: Any, *, boundary_keys: list[str] | None = None) -> None:
+    def set_cursor(
+        self, column: str, value: Any, *, boundary_keys: list[str] | None = None, key_form: str | None = None
+    ) -> None:
         encoded, kind = encode_value(value)
         self.cursor_values[column] = encoded
         mark = dict(self.watermarks.get(column) or {})
         mark["kind"] = kind
-        mark["boundary_keys"] = sorted(boundary_keys or [])
+        keys = sorted(boundary_keys or [])
+        mark.pop("boundary_keys_z", None)
+        if len(keys) > PACK_KEYS_OVER:
+            mark["boundary_keys"] = []
+            mark["boundary_keys_z"] = pack_keys(keys)
+        else:
+            mark["boundary_keys"] = keys
+        if key_form:
+            mark["key_form"] = key_form
+        else:
+            mark.pop("key_form", None)
         self.watermarks[column] = mark
 
     def boundary_keys(self, column: str) -> set[str]:
-        return set((self.watermarks.get(column) or {}).get("boundary_keys") or [])
+        mark = self.watermarks.get(column) or {}
+        if mark.get("boundary_keys_z"):
+            return set(unpack_keys(mark["boundary_keys_z"]))
+        return set(mark.get("boundary_keys") or [])
+
+
+#: Above this many boundary keys the state stores them compressed (sorted keys compress well).
+PACK_KEYS_OVER = 1_000
+
+
+def pack_keys(keys: list[str]) -> str:
+    import base64
+    import zlib
+
+    return base64.b64encode(zlib.compress("\x1e".join(keys).encode("utf-8", "surrogatepass"), 9)).decode("ascii")
+
+
+def unpack_keys(packed: str) -> list[str]:
+    import base64
+    import zlib
+
+    text = zlib.decompress(base64.b64decode(packed)).decode("utf-8", "surrogatepass")
+    return text.split("\x1e") if text else []
 
 
 def encode_value(value: Any) -> tuple[Any, str]:

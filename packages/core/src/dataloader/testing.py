@@ -41,10 +41,28 @@ from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
 from dataloader.errors import ConnectorError, DataLoaderError
 from dataloader.hookspecs import hookimpl
 from dataloader.plugins import PluginHost, use_host
+from dataloader.run.ledger import CommitRecord
 from dataloader.state import LocalStateBackend, State
 
+#: The commit records ``contract_memory`` stores with its tables, by (table, recipe name).
+MEMORY_RECORDS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+class _Tables(dict):  # type: ignore[type-arg]
+    """The memory tables; clearing them clears the commit records stored with them too."""
+
+    def clear(self) -> None:
+        super().clear()
+        MEMORY_RECORDS.clear()
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        for key in [k for k in MEMORY_RECORDS if k[0] == name]:
+            del MEMORY_RECORDS[key]
+
+
 #: Tables the ``contract_memory`` connector reads from and commits to, by name.
-MEMORY_TABLES: dict[str, pa.Table] = {}
+MEMORY_TABLES: dict[str, pa.Table] = _Tables()
 
 
 class ContractTarget(Protocol):
@@ -84,6 +102,7 @@ class MemoryConnector(BaseConnector):
         write_modes=frozenset({"append", "overwrite"}),
         incremental_strategies=frozenset({"cursor"}),
         transactional=True,
+        commits_state=True,
         types=frozenset(TYPE_FAMILIES),
     )
 
@@ -120,7 +139,14 @@ class MemoryConnector(BaseConnector):
             new = old if self._mode == "append" else None
         if new is not None:
             MEMORY_TABLES[self.config.table] = new
+        record = CommitRecord.for_commit(
+            self.context.recipe_name, self.context.run_id, state, self.context.extras.get("published")
+        )
+        MEMORY_RECORDS[(self.config.table, self.context.recipe_name)] = record.to_dict()
         self._pending = []
+
+    def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
+        return MEMORY_RECORDS.get((self.config.table, recipe_name))
 
     def abort(self) -> None:
         self._pending = []

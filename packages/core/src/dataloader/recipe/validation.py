@@ -76,6 +76,7 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
             "an overwrite publishes all rows at once, so it cannot checkpoint; use write_mode append or merge, "
             "or remove checkpoint_every",
         )
+    _check_checkpoints(tree, runtime, registry, problems)
     checks = tree.get("quality_checks", [])
     if checks is None:
         checks = []
@@ -90,6 +91,27 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
     if tree.get("state") is not None:
         fields["state"] = _state(tree["state"], registry, problems)
     return fields, problems
+
+
+def _check_checkpoints(tree: dict[str, Any], runtime: Any, registry: Registry, problems: Problems) -> None:
+    """Checkpoints and resume need a destination that stores its commit record with the rows."""
+    if runtime is None or not runtime.checkpoint_every:
+        return
+    kind = (tree.get("destination") or {}).get("type") if isinstance(tree.get("destination"), dict) else None
+    if not isinstance(kind, str):
+        return
+    try:
+        factory = registry.get("connector", kind).factory
+    except PluginError:
+        return
+    caps = getattr(factory, "capabilities", None)
+    commits = (isinstance(caps, Capabilities) and caps.commits_state) or callable(getattr(factory, "load_committed_state", None))
+    if not commits:
+        problems.add(
+            "runtime.checkpoint_every",
+            f"destination '{kind}' cannot store its commit state with the rows, so a checkpointed run could not "
+            "resume without losing or duplicating rows; remove checkpoint_every",
+        )
 
 
 def _connector(tree: dict[str, Any], role: str, registry: Registry, problems: Problems) -> ConnectorConfig | None:

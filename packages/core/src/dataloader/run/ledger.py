@@ -222,4 +222,120 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-__all__ = ["STATE_TABLE", "CommitRecord", "CommitRecordTable", "LeaseHolder", "holder_is_dead", "utc_now"]
+
+
+# -- the ledger of one run ----------------------------------------------------------------------
+class Ledger:
+    """One run's side of the commit protocol: where its state comes from and how its commits land.
+
+    - :meth:`reconcile` decides, on every start, which state is true: the destination's commit
+      record when it has one (the state backend's copy is a cache), else the backend's.
+    - :meth:`commit` publishes through the destination; when the commit raises, its outcome is
+      unknown (the reply may be lost after the server committed), so the ledger asks the
+      destination, through a fresh connection, whether the record of *this* commit is there.
+    """
+
+    def __init__(
+        self,
+        recipe_name: str,
+        run_id: str,
+        destination: Any,
+        *,
+        commits_state: bool,
+        reopen: Any,
+        warn: Any,
+    ) -> None:
+        self.recipe_name = recipe_name
+        self.run_id = run_id
+        self.destination = destination
+        self.commits_state = commits_state
+        self._reopen = reopen  # () -> a new, unopened destination connector of the same config
+        self._warn = warn
+        self.commits = 0
+        self.origin = "none"
+
+    # where the state comes from -----------------------------------------------------------
+    def committed_record(self) -> CommitRecord | None:
+        if not self.commits_state:
+            return None
+        found = self.destination.load_committed_state(self.recipe_name)
+        if not found:
+            return None
+        return CommitRecord.from_dict(dict(found), self.recipe_name)
+
+    def reconcile(self, local: dict[str, Any]) -> tuple[dict[str, Any], CommitRecord | None]:
+        """The true committed state (a dict), given the backend's copy, and the record it came from."""
+        record = self.committed_record()
+        if record is None:
+            self.origin = "backend" if local else "none"
+            return local, None
+        self.origin = "destination"
+        interrupted = (local.get("checkpoints") or {}).get("run_id")
+        if interrupted and interrupted == record.run_id:
+            self._warn(f"run {interrupted} committed before it was interrupted; its state is adopted")
+        elif _comparable(local) != _comparable(record.state):
+            what = "has no state" if not local else "holds an older state"
+            self._warn(
+                f"the state backend {what} for '{self.recipe_name}'; using the state the destination committed "
+                f"with run {record.run_id} ({record.committed_at or 'time unknown'})"
+            )
+        return record.state, record
+
+    # publishing ---------------------------------------------------------------------------
+    def published(self, *, final: bool, rows: int, mode: str) -> dict[str, Any]:
+        self.commits += 1
+        return {"checkpoint": self.commits, "final": final, "rows": rows, "mode": mode}
+
+    def commit(self, state: Any, published: dict[str, Any]) -> None:
+        destination = self.destination
+        extras = getattr(getattr(destination, "context", None), "extras", None)
+        if isinstance(extras, dict):
+            extras["published"] = published
+        method = getattr(destination, "commit", None)
+        if not callable(method):
+            return
+        try:
+            method(state)
+        except Exception as exc:
+            if self._landed(published):
+                self._warn(
+                    f"the destination's reply to commit {published['checkpoint']} was lost ({exc}), "
+                    "but the destination holds this run's commit record: the commit happened"
+                )
+                return
+            raise
+
+    def _landed(self, published: dict[str, Any]) -> bool:
+        """Ask the destination, on a new connection, whether this commit's record is there."""
+        if not self.commits_state:
+            return False
+        try:
+            fresh = self._reopen()
+            opener = getattr(fresh, "open", None)
+            if callable(opener):
+                opener()
+            try:
+                found = fresh.load_committed_state(self.recipe_name)
+            finally:
+                closer = getattr(fresh, "close", None)
+                if callable(closer):
+                    closer()
+        except Exception:  # cannot tell: the commit is treated as not done, the run fails or retries
+            return False
+        if not found:
+            return False
+        record = CommitRecord.from_dict(dict(found), self.recipe_name)
+        return record.is_commit_of(self.run_id, published.get("checkpoint"))
+
+
+def _comparable(state: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a state that say how far a recipe got (not bookkeeping)."""
+    return {
+        "cursor_values": state.get("cursor_values") or {},
+        "watermarks": state.get("watermarks") or {},
+        "rows_done": (state.get("checkpoints") or {}).get("rows_done"),
+        "last_run_id": (state.get("metadata") or {}).get("last_run_id"),
+    }
+
+
+__all__ = ["STATE_TABLE", "CommitRecord", "CommitRecordTable", "Ledger", "LeaseHolder", "holder_is_dead", "utc_now"]
