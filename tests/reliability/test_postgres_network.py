@@ -78,11 +78,11 @@ class Project:
         }
         (self.root / "recipe.yaml").write_text(json.dumps(recipe), encoding="utf-8")
 
-    def run(self, *extra: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def run(self, *extra: str, timeout: float = 180, state: str = "state") -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DATALOADER_FAULT_")}
         env["DATALOADER_HISTORY"] = str(self.root / "runs.db")
         return subprocess.run(
-            [self.bin, "run", str(self.root / "recipe.yaml"), "--state-dir", str(self.root / "state"), *extra],
+            [self.bin, "run", str(self.root / "recipe.yaml"), "--state-dir", str(self.root / state), *extra],
             capture_output=True, text=True, timeout=timeout, cwd=self.root, env=env,
         )
 
@@ -206,3 +206,39 @@ def test_server_ending_the_session_mid_read_is_one_warning_line(tmp_path, datalo
     assert "reading the table" in warnings[0] and "closed the connection" in warnings[0]
     assert "SystemError" not in output and "Traceback" not in output and "PGRES_" not in output
     _assert_exactly_once(project, first)
+
+
+def test_a_second_run_from_another_directory_fails_at_once_naming_the_first(tmp_path, dataloader_bin, pg_dsn, proxy):
+    """Two runs of one recipe (separate state directories): the advisory lock stops the second.
+
+    The first run is held at its COMMIT (the proxy swallows the reply) while the second starts;
+    the second fails at once naming the first; the first is then SIGKILLed, and a third run
+    finds the lock gone with it and leaves every row exactly once.
+    """
+    project = Project(tmp_path, dataloader_bin, pg_dsn, proxy, "append")
+    project.write_recipe(network_timeout=120)
+    proxy.fail_on("commit_reply", "blackhole")
+    env = {**os.environ, "DATALOADER_HISTORY": str(tmp_path / "runs.db")}
+    command = [dataloader_bin, "run", str(tmp_path / "recipe.yaml")]
+    first = subprocess.Popen([*command, "--state-dir", str(tmp_path / "state-1")], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while proxy.struck() == 0:  # the first run is waiting for its COMMIT's reply
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never reached COMMIT"
+            time.sleep(0.05)
+        started = time.monotonic()
+        second = subprocess.run([*command, "--state-dir", str(tmp_path / "state-2")], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=60)
+        assert time.monotonic() - started < 15
+        assert second.returncode == 1, second.stdout + second.stderr
+        errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, second.stderr
+        assert "is already running" in errors[0] and f"pid {first.pid}" in errors[0], errors[0]
+        assert "advisory lock" in errors[0] and "Traceback" not in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    third = project.run(state="state-3")
+    assert third.returncode == 0, third.stdout + third.stderr
+    _assert_exactly_once(project, third)
