@@ -61,6 +61,9 @@ class PostgresConfig(ConnectorConfig):
     #: (other sessions wait for the table until COMMIT) or ``delete`` (they keep reading the old
     #: rows until COMMIT; slower, and leaves dead rows for VACUUM).
     overwrite_method: Literal["truncate", "delete"] = "truncate"
+    #: PostgreSQL text cannot hold the NUL character (U+0000): ``error`` refuses such a value
+    #: naming its column and row, before anything is committed; ``remove`` drops the character.
+    nul_bytes: Literal["error", "remove"] = "error"
 
     @field_validator("query")
     @classmethod

@@ -405,7 +405,7 @@ class PostgresConnector(BaseConnector):
             self.conn.rollback()
             self._write = writer.StagedWrite(
                 self.conn, target_schema, table, mode, self.config.merge_keys, self.config.overwrite_method,
-                statement_timeout=self.config.statement_timeout,
+                statement_timeout=self.config.statement_timeout, nul_bytes=self.config.nul_bytes,
             )
             self._write.begin(schema)
         except self._psycopg2.Error as exc:
