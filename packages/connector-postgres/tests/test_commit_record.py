@@ -8,7 +8,6 @@ import pytest
 from dataloader.connector import CommitsState, LocksRecipe, Transactional
 from dataloader.state import State
 from dataloader_postgres.capabilities import CAPABILITIES
-
 from test_writes import _people, _rows, _write
 
 

@@ -15,7 +15,6 @@ from dataloader.errors import LeaseHeldError, LeaseLostError
 from dataloader.run.ledger import LeaseHolder
 from dataloader.state import State
 from dataloader_postgres.lock import lock_key
-
 from test_writes import _people, _write
 
 
