@@ -758,7 +758,12 @@ class _Run:
 def _progress(checkpoints: dict[str, Any]) -> dict[str, Any]:
     """What survives of an interrupted run's checkpoint: how far it got, if it committed any."""
     rows = int(checkpoints.get("rows_done") or 0)
-    return {"rows_done": rows, "resumed_run_id": checkpoints.get("run_id")} if rows else {}
+    if not rows:
+        return {}
+    kept = {"rows_done": rows, "resumed_run_id": checkpoints.get("run_id") or checkpoints.get("resumed_run_id")}
+    if checkpoints.get("fingerprint") is not None:
+        kept["fingerprint"] = checkpoints["fingerprint"]
+    return kept
 
 
 def _commits_state(destination: Any) -> bool:

@@ -294,10 +294,13 @@ class Ledger:
         method = getattr(destination, "commit", None)
         if not callable(method):
             return
+        from dataloader import faults
+
         try:
             method(state)
+            faults.point("commit_reply")
         except Exception as exc:
-            if self._landed(published):
+            if self._landed(published, state):
                 self._warn(
                     f"the destination's reply to commit {published['checkpoint']} was lost ({exc}), "
                     "but the destination holds this run's commit record: the commit happened"
@@ -305,7 +308,7 @@ class Ledger:
                 return
             raise
 
-    def _landed(self, published: dict[str, Any]) -> bool:
+    def _landed(self, published: dict[str, Any], state: Any) -> bool:
         """Ask the destination, on a new connection, whether this commit's record is there."""
         if not self.commits_state:
             return False
@@ -325,7 +328,15 @@ class Ledger:
         if not found:
             return False
         record = CommitRecord.from_dict(dict(found), self.recipe_name)
-        return record.is_commit_of(self.run_id, published.get("checkpoint"))
+        if record.published:
+            return record.is_commit_of(self.run_id, published.get("checkpoint"))
+        # A record without ``published`` (an older connector): the same run and the very same state.
+        tried = state if isinstance(state, dict) else state.to_dict()
+        return record.run_id == self.run_id and _canonical(record.state) == _canonical(tried)
+
+
+def _canonical(state: dict[str, Any]) -> str:
+    return json.dumps(state, sort_keys=True, default=str)
 
 
 def _comparable(state: dict[str, Any]) -> dict[str, Any]:
