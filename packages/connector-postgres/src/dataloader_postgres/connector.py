@@ -424,35 +424,40 @@ class PostgresConnector(BaseConnector):
             raise self._fail(exc, f"copying rows into the staging table for {self._write.label}") from exc
 
     def commit(self, state: State) -> None:
+        """End the COPY, publish the rows and the commit record, check the lock, COMMIT.
+
+        Any failure rolls the transaction back, except a COMMIT whose reply never came: its
+        outcome is unknown here, and the engine settles it by reading the commit record.
+        """
         if self._write is None:
             raise ConnectorError("commit called before begin()")
-        write = self._write
-        try:
+        write, self._write = self._write, None
+        timeout = self.config.statement_timeout
+        steps = (
+            (f"copying rows into the staging table for {write.label}", None, write.end_copy),
+            (
+                f"publishing the rows into {write.label}",
+                ("statement_timeout + network_timeout", timeout + self.config.network_timeout if timeout else None),
+                lambda: self._publish(write, state),
+            ),
+            (f"committing to {write.label}", ("network_timeout", self.config.network_timeout), self.conn.commit),
+        )
+        for doing, limit, step in steps:
+            setting, seconds = limit or ("", None)
             try:
-                write.end_copy()
+                with ReplyDeadline(self.conn, seconds) as waited:
+                    step()
             except self._psycopg2.Error as exc:
                 self._rollback()
-                raise self._fail(exc, f"copying rows into the staging table for {write.label}") from exc
-            timeout = self.config.statement_timeout
-            try:
-                with ReplyDeadline(self.conn, timeout + self.config.network_timeout if timeout else None) as waited:
-                    write.publish(self._commit_record(write, state))
-                    with self.conn.cursor() as cur:
-                        self._check_lock(cur)
-            except self._psycopg2.Error as exc:
-                self._rollback()
-                raise self._overdue(exc, waited, f"publishing the rows into {write.label}", "statement_timeout + network_timeout") from exc
-            try:
-                with ReplyDeadline(self.conn, self.config.network_timeout) as waited:
-                    self.conn.commit()
-            except self._psycopg2.Error as exc:
-                self._rollback()
-                raise self._overdue(exc, waited, f"committing to {write.label}", "network_timeout") from exc
+                raise self._overdue(exc, waited, doing, setting) from exc
             except BaseException:
                 self._rollback()
                 raise
-        finally:
-            self._write = None
+
+    def _publish(self, write: writer.StagedWrite, state: State) -> None:
+        write.publish(self._commit_record(write, state))
+        with self.conn.cursor() as cur:
+            self._check_lock(cur)
 
     def _overdue(self, exc: BaseException, deadline: ReplyDeadline, doing: str, setting: str) -> ConnectorError:
         """The error for a failure; one whose reply never came says so, and which setting waited."""
