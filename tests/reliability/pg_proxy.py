@@ -21,8 +21,8 @@ and do one of two things there:
   ``pg_terminate_backend`` (what a server shutdown or restart does: the client gets the server's
   own FATAL message, then the connection closes). Needs ``admin_dsn``.
 
-Each fault strikes ``times`` times over all connections, then the proxy forwards faithfully, so a
-retry or a second run goes through. Clients must connect with ``sslmode=disable`` (the proxy
+Each fault lets ``skip`` occurrences of its event through, then strikes ``times`` times over all
+connections; after that the proxy forwards faithfully, so a retry or a second run goes through. Clients must connect with ``sslmode=disable`` (the proxy
 does not speak TLS) and ``gssencmode=disable``.
 """
 
@@ -44,6 +44,7 @@ class Fault:
     event: str
     action: str
     times: int = 1
+    skip: int = 0  # occurrences to let through before the first strike
     struck: int = 0
 
 
@@ -93,11 +94,11 @@ class PgProxy:
         self._thread.start()
 
     # -- the test's side -------------------------------------------------------------------
-    def fail_on(self, event: str, action: str = "drop", times: int = 1) -> None:
+    def fail_on(self, event: str, action: str = "drop", times: int = 1, skip: int = 0) -> None:
         assert event in ("commit_reply", "commit", "copy_data", "copy_out") and action in ("drop", "blackhole", "terminate")
         assert action != "terminate" or self.admin_dsn, "terminate needs admin_dsn"
         with self._lock:
-            self._faults.append(Fault(event, action, times))
+            self._faults.append(Fault(event, action, times, skip))
 
     def struck(self) -> int:
         with self._lock:
@@ -115,7 +116,9 @@ class PgProxy:
     def _strike(self, event: str) -> str | None:
         with self._lock:
             for fault in self._faults:
-                if fault.event == event and fault.struck < fault.times:
+                if fault.event == event and fault.skip:
+                    fault.skip -= 1
+                elif fault.event == event and fault.struck < fault.times:
                     fault.struck += 1
                     self.events.append(f"{fault.action} at {event}")
                     return fault.action

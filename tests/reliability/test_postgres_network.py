@@ -57,7 +57,9 @@ class Project:
             "sslmode=disable gssencmode=disable"
         )
 
-    def write_recipe(self, source: dict[str, Any] | None = None, **destination_extra: Any) -> None:
+    def write_recipe(
+        self, source: dict[str, Any] | None = None, checkpoint_every: int | None = None, **destination_extra: Any
+    ) -> None:
         via_proxy = self.via_proxy() if source is None else self.dsn
         destination: dict[str, Any] = {
             "type": "postgres",
@@ -76,6 +78,8 @@ class Project:
             "destination": destination,
             "runtime": {"batch_size": BATCH, "retries": {"max_attempts": 3, "initial_delay": 0.1, "max_delay": 0.5}},
         }
+        if checkpoint_every:
+            recipe["runtime"]["checkpoint_every"] = checkpoint_every
         (self.root / "recipe.yaml").write_text(json.dumps(recipe), encoding="utf-8")
 
     def run(self, *extra: str, timeout: float = 180, state: str = "state") -> subprocess.CompletedProcess[str]:
@@ -127,6 +131,19 @@ def test_lost_commit_reply_loads_every_row_exactly_once(tmp_path, dataloader_bin
     """The server committed; the loader never heard it. No row may load twice."""
     project = _project(tmp_path, dataloader_bin, pg_dsn, proxy, mode)
     proxy.fail_on("commit_reply", "drop")
+    first = project.run()
+    assert proxy.struck() == 1, proxy.events
+    second = project.run()
+    assert second.returncode == 0, second.stderr
+    _assert_exactly_once(project, first, second)
+
+
+@pytest.mark.parametrize("lost", [1, 2, 4])
+def test_lost_commit_reply_of_a_checkpoint_loads_every_row_exactly_once(tmp_path, dataloader_bin, pg_dsn, proxy, lost):
+    """A checkpointed run (a commit every 800 rows) whose n-th commit reply is lost."""
+    project = Project(tmp_path, dataloader_bin, pg_dsn, proxy, "append")
+    project.write_recipe(checkpoint_every=2 * BATCH)
+    proxy.fail_on("commit_reply", "drop", skip=lost - 1)
     first = project.run()
     assert proxy.struck() == 1, proxy.events
     second = project.run()
