@@ -260,25 +260,10 @@ def _stop_on_sigterm() -> None:
 
 
 def state_backend_for(recipe: Recipe, state_dir: str | None) -> Any:
-    """The state backend a run uses.
+    """The state backend a run uses (see ``dataloader.run.plan.resolve_state_backend``)."""
+    from dataloader.run.plan import resolve_state_backend
 
-    A recipe's ``state.backend`` other than ``local`` is built from its plugin. For the local
-    backend the folder is, first found: ``--state-dir``, the recipe's ``state.state_dir``,
-    ``DATALOADER_STATE_DIR``, ``.state``.
-    """
-    from dataloader.state import LocalStateBackend
-
-    section = recipe.state
-    if section is not None and section.backend != "local":
-        from dataloader.plugins import get_registry
-
-        return get_registry().get("state_backend", section.backend).build(section.config)
-    directory = state_dir
-    if directory is None and section is not None:
-        directory = section.options.get("state_dir")
-    if directory is None:
-        directory = os.environ.get("DATALOADER_STATE_DIR") or DEFAULT_STATE_DIR
-    return LocalStateBackend(directory)
+    return resolve_state_backend(recipe, state_dir)
 
 
 # -- validate / render --------------------------------------------------------------------
@@ -488,6 +473,13 @@ def list_formats(as_json: bool) -> None:
 def list_state_backends(as_json: bool) -> None:
     """Installed state backends."""
     _list("state_backend", as_json, ["name", "distribution", "version", "options"])
+
+
+@cli.command("list-executors")
+@_json_option
+def list_executors(as_json: bool) -> None:
+    """Installed executors (runtime.executor selects one; local is built in)."""
+    _list("executor", as_json, ["name", "distribution", "version", "options"])
 
 
 # -- init ---------------------------------------------------------------------------------

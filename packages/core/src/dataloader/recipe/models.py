@@ -72,6 +72,10 @@ class RuntimeConfig(ConfigModel):
     max_failed_ratio: float | None = Field(default=None, ge=0, le=1)
     #: Where rejected rows go: a local path or any fsspec URL; ``{recipe}`` and ``{run_id}`` fill in.
     dead_letter_path: str = "errors/{recipe}/{run_id}.jsonl"
+    #: Which registered executor runs the pipeline (``list-executors``); its own keys sit beside this.
+    executor: str = "local"
+    #: The executor's validated options (the runtime keys its config model took); set by validation.
+    executor_config: Any = Field(default=None, exclude=True)
 
 
 class StateConfig(BaseModel):

@@ -68,7 +68,7 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
         if config is not None:
             fields[role] = config
     fields["transform"] = _transform(tree.get("transform"), registry, problems)
-    fields["runtime"] = _model(RuntimeConfig, tree.get("runtime"), "runtime", problems)
+    fields["runtime"] = _runtime(tree.get("runtime"), registry, problems)
     runtime, destination = fields["runtime"], fields.get("destination")
     if runtime is not None and runtime.checkpoint_every and getattr(destination, "write_mode", None) == "overwrite":
         problems.add(
@@ -91,6 +91,30 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
     if tree.get("state") is not None:
         fields["state"] = _state(tree["state"], registry, problems)
     return fields, problems
+
+
+def _runtime(section: Any, registry: Registry, problems: Problems) -> RuntimeConfig | None:
+    """The core's runtime keys, plus the selected executor's own keys checked by its config model."""
+    if not isinstance(section, dict):
+        return _model(RuntimeConfig, section, "runtime", problems)
+    known = set(RuntimeConfig.model_fields) - {"executor_config"}
+    core = {k: v for k, v in section.items() if k in known}
+    rest = {k: v for k, v in section.items() if k not in known}
+    name = core.get("executor", "local")
+    executor_config = None
+    try:
+        registration = registry.get("executor", str(name))
+    except PluginError as exc:
+        problems.add("runtime.executor", str(exc))
+        registration = None
+    if registration is not None and isinstance(registration.config, type) and issubclass(registration.config, BaseModel):
+        executor_config = _model(registration.config, rest, "runtime", problems)
+    elif rest:
+        core.update(rest)  # no model to check them: RuntimeConfig reports them as unknown keys
+    runtime = _model(RuntimeConfig, core, "runtime", problems)
+    if runtime is not None:
+        runtime.executor_config = executor_config
+    return runtime
 
 
 def _check_checkpoints(tree: dict[str, Any], runtime: Any, registry: Registry, problems: Problems) -> None:
