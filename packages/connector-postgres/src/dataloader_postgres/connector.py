@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from dataloader.batch import Batch
+from dataloader.batch import Batch, rechunk
 from dataloader.connector import BaseConnector, Capabilities
 from dataloader.errors import ConnectorError, DataLoaderError, LeaseHeldError, LeaseLostError
 from dataloader.run.ledger import CommitRecord, LeaseHolder
@@ -215,8 +215,6 @@ class PostgresConnector(BaseConnector):
             batches = self._read_partitioned(columns, schema, conditions)
         else:
             batches = self._read_range(self.conn, columns, schema, conditions)
-        from dataloader.engine import rechunk
-
         # Parse blocks (~2,600 rows) cut to the run's batch size without a copy: a batch across
         # blocks holds their slices as pieces.
         yield from rechunk((Batch.from_arrow(batch) for batch in batches), self.context.batch_size)
