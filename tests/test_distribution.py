@@ -41,11 +41,11 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def user_venv(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
-    """A fresh venv where a user ran ``pip install 'dataloader[duckdb,filestore,postgres]==<ours>'``."""
+    """A fresh venv where a user ran ``pip install 'dataloader[duckdb,filestore,postgres,dynamodb,snowflake,bigquery]==<ours>'``."""
     target = tmp_path_factory.mktemp("venv") / "venv"
     venv.EnvBuilder(with_pip=True).create(target)
     python = target / "bin" / "python"
-    requirement = f"dataloader[duckdb,filestore,postgres]=={core_version()}"
+    requirement = f"dataloader[duckdb,filestore,postgres,dynamodb,snowflake,bigquery]=={core_version()}"
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--find-links", str(wheelhouse), requirement],
@@ -78,7 +78,14 @@ def tomllike_name(package: Path) -> str:
 def test_extras_install_our_connector_wheels_not_the_registry_project(user_venv: Path, wheelhouse: Path) -> None:
     versions = installed(user_venv)
     assert versions["dataloader"] == core_version()
-    for dist in ("dataloader-connector-duckdb", "dataloader-connector-filestore", "dataloader-connector-postgres"):
+    for dist in (
+        "dataloader-connector-duckdb",
+        "dataloader-connector-filestore",
+        "dataloader-connector-postgres",
+        "dataloader-state-dynamodb",
+        "dataloader-connector-snowflake",
+        "dataloader-connector-bigquery",
+    ):
         assert dist in versions, f"{dist} was not installed by the extras"
         assert list(wheelhouse.glob(f"{dist.replace('-', '_')}-{versions[dist]}-*.whl")), f"{dist} did not come from the wheelhouse"
 
@@ -92,7 +99,23 @@ def test_installed_cli_lists_connectors_with_their_distributions(user_venv: Path
     assert listed["duckdb"]["distribution"] == "dataloader-connector-duckdb"
     assert listed["filestore"]["distribution"] == "dataloader-connector-filestore"
     assert listed["postgres"]["distribution"] == "dataloader-connector-postgres"
+    assert listed["snowflake"]["distribution"] == "dataloader-connector-snowflake"
+    assert listed["bigquery"]["distribution"] == "dataloader-connector-bigquery"
     assert "merge" in listed["duckdb"]["write_modes"]
+
+
+def test_installed_cli_lists_the_state_backends_of_every_wheel(user_venv: Path) -> None:
+    result = subprocess.run(
+        [str(user_venv / "bin" / "dataloader"), "list-state-backends", "--json"],
+        check=True, capture_output=True, text=True,
+    )
+    listed = {item["name"]: item["distribution"] for item in json.loads(result.stdout)}
+    assert listed == {
+        "local": "dataloader",
+        "fsspec": "dataloader-connector-filestore",
+        "postgres": "dataloader-connector-postgres",
+        "dynamodb": "dataloader-state-dynamodb",
+    }
 
 
 def test_installed_cli_runs_the_quickstart(user_venv: Path, tmp_path: Path) -> None:

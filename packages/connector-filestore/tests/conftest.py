@@ -12,7 +12,7 @@ from pathlib import Path
 import dataloader_filestore.plugin
 import pytest
 from dataloader.plugins import PluginHost, use_host
-from filestore_helpers import Runner
+from filestore_helpers import Cli, Runner
 
 
 @pytest.fixture(autouse=True)
@@ -33,3 +33,8 @@ def host() -> Iterator[PluginHost]:
 @pytest.fixture
 def run(host: PluginHost, tmp_path: Path) -> Runner:
     return Runner(tmp_path)
+
+
+@pytest.fixture
+def cli(host: PluginHost, tmp_path: Path) -> Cli:
+    return Cli(tmp_path)

@@ -59,3 +59,34 @@ def read_dataset(path: Path) -> pa.Table | None:
 
 def dataset_dest(path: Path | str, fmt: str = "parquet", **extra: Any) -> dict[str, Any]:
     return {"type": "filestore", "path": str(path), "format": fmt, **extra}
+
+
+class Cli:
+    """``dataloader run`` through the real command line (click), one recipe file and state folder per call."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.state_dir = tmp_path / "state"
+
+    def write(self, recipe: dict[str, Any], name: str = "recipe.yaml") -> Path:
+        path = self.tmp_path / name
+        path.write_text(json.dumps(recipe, indent=2))  # JSON is YAML
+        return path
+
+    def run(self, recipe: dict[str, Any], *args: str) -> Any:
+        from click.testing import CliRunner
+        from dataloader.cli import cli
+
+        path = self.write(recipe)
+        return CliRunner().invoke(cli, ["run", str(path), "--state-dir", str(self.state_dir), *args])
+
+    def state(self, name: str) -> dict[str, Any] | None:
+        path = self.state_dir / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    """Every file below ``path`` with its bytes (to show a failed run changed nothing)."""
+    if not path.exists():
+        return {}
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}

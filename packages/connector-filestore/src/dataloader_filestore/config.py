@@ -27,6 +27,9 @@ class FilestoreConfig(ConnectorConfig, RemoteOptions):
     options: dict[str, Any] = Field(default_factory=dict)
     #: Destination: start a new part file after this many rows.
     max_rows_per_file: int = Field(default=1_000_000, ge=1)
+    #: Destination: a dataset lock not renewed for this many seconds is stale and may be taken
+    #: over (a live run renews it every third of this).
+    lock_ttl_s: float = Field(default=120.0, ge=1)
 
     @field_validator("format")
     @classmethod

@@ -29,6 +29,7 @@ class FilestoreConnector(BaseConnector):
         incremental_strategies=frozenset({"modified_time"}),
         transactional=True,
         commits_state=True,
+        locks=True,
         types=frozenset(TYPE_FAMILIES),
         preserves_types=True,
         notes=(
@@ -44,6 +45,7 @@ class FilestoreConnector(BaseConnector):
         self.root: str | None = None
         self._format: Any = None
         self._writer: Any = None
+        self._lock: Any = None
 
     # lifecycle ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -55,6 +57,8 @@ class FilestoreConnector(BaseConnector):
 
     def close(self) -> None:
         self._writer = None
+        if self._lock is not None:
+            self.release_lock(self._lock.recipe_name)
 
     def _display_prefix(self) -> str:
         """What goes before an fs path in messages and metadata: ``s3://``, ``sftp://user@host:22``."""
@@ -83,6 +87,15 @@ class FilestoreConnector(BaseConnector):
         )
         incremental = self.config.incremental is not None and self.config.incremental.strategy == "modified_time"
         yield from reader.read(state, batch_size=self.context.batch_size, incremental=incremental)
+
+    def fingerprint(self, state: State) -> dict[str, Any]:
+        """The files this source would read, with size, mtime and ETag (``FileReader.fingerprint``)."""
+        from dataloader_filestore.source import FileReader
+
+        self._ensure_open()
+        reader = FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix())
+        incremental = self.config.incremental is not None and self.config.incremental.strategy == "modified_time"
+        return reader.fingerprint(state, incremental=incremental)
 
     def get_schema(self) -> pa.Schema | None:
         """The columns of the first file, as its first batch has them (for ``dataloader check``)."""
@@ -121,7 +134,7 @@ class FilestoreConnector(BaseConnector):
         from dataloader_filestore.source import FileReader
 
         self._ensure_open()
-        from dataloader_filestore.filesystems import io_error, is_local
+        from dataloader_filestore.filesystems import is_local
 
         if not is_local(self.config):
             from dataloader_filestore.remote import check_remote
@@ -130,6 +143,11 @@ class FilestoreConnector(BaseConnector):
         if self.context.role == "source":
             FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix()).list_files()
             return
+        self._refuse_a_file_as_dataset()
+
+    def _refuse_a_file_as_dataset(self) -> None:
+        from dataloader_filestore.filesystems import io_error
+
         try:
             is_file = self.fs.exists(self.root) and self.fs.info(self.root).get("type") != "directory"
         except Exception as exc:  # any backend's error, translated once here
@@ -150,6 +168,10 @@ class FilestoreConnector(BaseConnector):
             raise ConnectorError(
                 f"filestore does not support write mode '{mode}'; it supports: append, overwrite", mode=mode
             )
+        if self._writer is not None:
+            # The next checkpoint of this run: the same writer, so part numbers keep counting up.
+            self._writer.begin(schema, mode)
+            return
         self._writer = DatasetWriter(
             self.fs, self.root, self._format,
             format_name=self.config.format,
@@ -167,19 +189,59 @@ class FilestoreConnector(BaseConnector):
         self._writer.write(batch.to_arrow())
 
     def commit(self, state: State) -> None:
+        """Publish this checkpoint's parts and the commit record in one manifest rename."""
         if self._writer is None:
             raise ConnectorError("commit without begin: nothing to publish")
-        self._writer.commit(state)
+        if self._lock is not None:
+            self._lock.check()
+        published = dict(self.context.extras.get("published") or {})
+        published.setdefault("parts", self._writer.new_part_names())
+        record = _commit_record(self.context.recipe_name, self.context.run_id, state, published)
+        self._writer.commit(record)
 
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.abort()
 
+    def acquire_lock(self, recipe_name: str, holder: Any) -> None:
+        """Take the dataset's lock for ``recipe_name`` (``locks.py``) or raise LeaseHeldError at once."""
+        from dataloader_filestore.filesystems import is_local
+        from dataloader_filestore.locks import DatasetLock, lock_store
+
+        self._ensure_open()
+        if self._lock is not None:
+            return
+        self._refuse_a_file_as_dataset()
+        backend = "local" if is_local(self.config) else _remote_backend(self.config)
+        lock = DatasetLock(
+            lock_store(self.fs, backend), self.root, self._display_prefix() + self.root, recipe_name,
+            ttl_s=self.config.lock_ttl_s,
+        )
+        lock.acquire(holder)
+        self._lock = lock
+
+    def release_lock(self, recipe_name: str) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
         from dataloader_filestore.dataset import load_committed_state
 
         self._ensure_open()
-        return load_committed_state(self.fs, self.root, recipe_name)
+        return load_committed_state(self.fs, self.root, recipe_name, self._display_prefix() + self.root)
+
+
+def _remote_backend(config: FilestoreConfig) -> str:
+    from dataloader_filestore.remote import parse_location
+
+    return parse_location(config).backend
+
+
+def _commit_record(recipe_name: str, run_id: str, state: State, published: dict[str, Any]) -> dict[str, Any]:
+    from dataloader.run.ledger import CommitRecord
+
+    return CommitRecord.for_commit(recipe_name, run_id, state, published=published).to_dict()
 
 
 __all__ = ["FilestoreConnector"]

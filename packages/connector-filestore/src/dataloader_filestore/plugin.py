@@ -27,3 +27,10 @@ def register_formats(register):  # type: ignore[no-untyped-def]
     register("json", JsonFormat, config=JsonOptions)
     register("jsonl", JsonLinesFormat, config=JsonOptions)
     register("parquet", ParquetFormat, config=ParquetOptions)
+
+
+@hookimpl
+def register_state_backends(register):  # type: ignore[no-untyped-def]
+    from dataloader_filestore.state_backend import FsspecStateBackend, FsspecStateConfig
+
+    register("fsspec", FsspecStateBackend, config=FsspecStateConfig)

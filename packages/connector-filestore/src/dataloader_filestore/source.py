@@ -28,6 +28,8 @@ from dataloader_filestore.filesystems import io_error
 from dataloader_filestore.manifest import MANIFEST_NAME, read_manifest
 
 WATERMARK_KEY = "files"
+#: A fingerprint lists its files up to this many (beyond, only their count and digest).
+FINGERPRINT_LIST_LIMIT = 100
 _GLOB_CHARS = set("*?[")
 
 
@@ -110,6 +112,30 @@ class FileReader:
             yield from self._read_file(path, batch_size)
             if incremental:
                 marks[path] = mark
+
+    def fingerprint(self, state: State, *, incremental: bool) -> dict[str, Any]:
+        """What identifies the input this source would read now, for a resumed run to compare.
+
+        One entry per file that ``read`` would read (with ``incremental``, only the new or changed
+        ones), in read order: its path, size, modification time and ETag where the store has one
+        (S3). ``digest`` covers every entry; the entries themselves are listed up to
+        ``FINGERPRINT_LIST_LIMIT`` files, so the fingerprint stays small for any number of files.
+        """
+        import hashlib
+        import json
+
+        previous = (state.watermarks.get(WATERMARK_KEY) or {}) if incremental else {}
+        entries = []
+        for info in self.list_files():
+            mark = file_mark(self.fs, info)
+            if incremental and previous.get(info["name"]) == mark:
+                continue
+            entries.append({"path": info["name"], **mark})
+        digest = hashlib.sha256(json.dumps(entries, sort_keys=True).encode("utf-8")).hexdigest()
+        result: dict[str, Any] = {"files": len(entries), "digest": digest}
+        if len(entries) <= FINGERPRINT_LIST_LIMIT:
+            result["entries"] = entries
+        return result
 
     def schema_of(self, path: str) -> pa.Schema | None:
         """The columns of ``path`` as its first batch has them.

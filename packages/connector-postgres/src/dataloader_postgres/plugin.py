@@ -27,3 +27,10 @@ build_connector.capabilities = CAPABILITIES  # type: ignore[attr-defined]
 @hookimpl
 def register_connectors(register: Any) -> None:
     register("postgres", build_connector, config=PostgresConfig)
+
+
+@hookimpl
+def register_state_backends(register: Any) -> None:
+    from dataloader_postgres.state_backend import PostgresStateBackend, PostgresStateConfig
+
+    register("postgres", PostgresStateBackend, config=PostgresStateConfig)

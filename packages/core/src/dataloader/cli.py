@@ -8,15 +8,15 @@ Heavy modules (the engine, pyarrow through it) load inside the commands that nee
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
 import os
-import re
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,11 +25,13 @@ import click
 
 from dataloader import __version__
 from dataloader.errors import DataLoaderError, RunInterrupted
+from dataloader.secrets import mask_tree
+
+mask_secrets = mask_tree  # the name this function had here before dataloader.secrets held it
 
 if TYPE_CHECKING:
     from dataloader.recipe import Recipe
 
-SECRET_MASK = "********"
 DEFAULT_STATE_DIR = ".state"
 
 
@@ -150,11 +152,37 @@ def _registry() -> Any:
 @click.group(cls=DataLoaderGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="dataloader")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--project-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Recipes may only read files inside this folder [env DATALOADER_PROJECT_ROOT; the git repository].",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, project_root: str | None) -> None:
     """Declarative extract-load: run YAML recipes that move data between connectors."""
+    from dataloader import secrets
+
+    ctx.with_resource(secrets.masked_output())  # every secret a recipe holds is masked in all output
+    if project_root is not None:
+        ctx.with_resource(_project_root(project_root))
     ctx.meta["dataloader.debug"] = debug
     _install_logging(ctx, debug)
+
+
+@contextlib.contextmanager
+def _project_root(folder: str) -> Iterator[None]:
+    from dataloader.recipe.loader import PROJECT_ROOT_ENV
+
+    previous = os.environ.get(PROJECT_ROOT_ENV)
+    os.environ[PROJECT_ROOT_ENV] = folder
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(PROJECT_ROOT_ENV, None)
+        else:
+            os.environ[PROJECT_ROOT_ENV] = previous
 
 
 # -- run ----------------------------------------------------------------------------------
@@ -300,44 +328,6 @@ def render(recipe: str, vars: dict[str, str], output_format: str) -> None:
         import yaml
 
         click.echo(yaml.safe_dump(masked, sort_keys=False, allow_unicode=True).rstrip("\n"))
-
-
-_SECRET_KEY_WORDS = ("password", "passwd", "passphrase", "secret", "token", "credential", "private_key", "api_key", "access_key")
-
-
-def is_secret_key(key: str) -> bool:
-    """Whether a key's name says its value is a secret (``password``, ``api_key``, ``key``...)."""
-    lowered = key.lower()
-    return lowered == "key" or lowered.endswith("_key") or any(word in lowered for word in _SECRET_KEY_WORDS)
-
-
-def mask_secrets(tree: Any, secret_paths: set[str], _path: str = "") -> Any:
-    """A copy of ``tree`` with secret values replaced by ``********``."""
-    if isinstance(tree, dict):
-        out = {}
-        for key, value in tree.items():
-            path = f"{_path}.{key}" if _path else str(key)
-            if path in secret_paths or (is_secret_key(str(key)) and _is_scalar_value(value)):
-                out[key] = SECRET_MASK
-            else:
-                out[key] = mask_secrets(value, secret_paths, path)
-        return out
-    if isinstance(tree, list):
-        return [
-            SECRET_MASK if f"{_path}.{i}" in secret_paths else mask_secrets(v, secret_paths, f"{_path}.{i}")
-            for i, v in enumerate(tree)
-        ]
-    if isinstance(tree, str):
-        # A password inside a URL (a DSN such as postgresql://user:secret@host/db).
-        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{SECRET_MASK}@", tree)
-    return tree
-
-
-_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^/:@\s]*:)[^@\s/]+@")
-
-
-def _is_scalar_value(value: Any) -> bool:
-    return value is not None and not isinstance(value, (dict, list, bool))
 
 
 # -- state --------------------------------------------------------------------------------
@@ -627,5 +617,13 @@ def _command(argv: Sequence[str] | None) -> None:
     _use_jemalloc()
     cli.main(args=list(argv) if argv is not None else None, prog_name="dataloader")
 
+
+def _install_state_commands() -> None:
+    from dataloader.cli_state import install
+
+    install(cli)  # show-state, reset-state and runs for every backend; `state migrate`
+
+
+_install_state_commands()
 
 __all__ = ["cli", "console_main", "main", "mask_secrets", "state_backend_for"]

@@ -317,6 +317,9 @@ class _Run:
             _open(destination, "destination")
             locked = False
             try:
+                problems = check_connections(the_plan)
+                if problems:
+                    raise EngineError("preflight failed, nothing was written: " + "; ".join(problems), problems=problems)
                 locked = self._lock(destination)
                 self._attempt_opened(the_plan)
             finally:
@@ -451,9 +454,6 @@ class _Run:
         mode = getattr(self.recipe.destination, "write_mode", "append")
         self.began = False
         try:
-            problems = check_connections(the_plan)
-            if problems:
-                raise EngineError("preflight failed, nothing was written: " + "; ".join(problems), problems=problems)
             self.total_estimate = _estimate(the_plan.source, pending)
             if self.total_estimate is not None:
                 self.emit("run_started")

@@ -2,6 +2,10 @@
 
 ``dataloader runs`` reads it. The default file is ``.dataloader/runs.db`` in the working directory
 (``DATALOADER_HISTORY`` overrides it; ``DATALOADER_HISTORY=off`` records nothing).
+
+A record holds an error message and state snapshots (cursor values are row data), so the file is
+created readable by its owner only (0600, like state files), and every secret the process knows is
+masked (:func:`dataloader.secrets.mask`) before a record is written.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+
+from dataloader import secrets
 
 DEFAULT_PATH = Path(".dataloader") / "runs.db"
 
@@ -60,6 +66,7 @@ class RunHistory:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         con = sqlite3.connect(self.path, timeout=30)
         con.execute(_SCHEMA)
         return con
@@ -75,9 +82,9 @@ class RunHistory:
             int(result.rows_read),
             int(result.rows_written),
             int(result.rows_failed),
-            result.error,
-            json.dumps(result.state_before, default=str),
-            json.dumps(result.state_after, default=str),
+            secrets.mask(result.error) if result.error else result.error,
+            secrets.mask(json.dumps(result.state_before, default=str), structural=False),
+            secrets.mask(json.dumps(result.state_after, default=str), structural=False),
             result.dead_letter_path,
         )
         with self._lock:
@@ -115,6 +122,21 @@ class RunHistory:
                 record[key] = json.loads(record[key]) if record[key] else {}
             records.append(record)
         return records
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` as an empty 0600 file (SQLite's journals copy its mode); an older file that
+    others could read is made private."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except OSError:  # not ours to change: it stays as it is
+            pass
+        return
+    os.close(fd)
 
 
 def default_history() -> RunHistory | None:

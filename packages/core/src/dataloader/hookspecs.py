@@ -75,7 +75,10 @@ def register_state_backends(register: Register) -> None:
 
     ``register("local", LocalStateBackend, config=LocalStateConfig)``. A backend implements
     ``dataloader.state.StateBackend``: ``load(recipe_name) -> dict`` and ``save(recipe_name, dict)``,
-    and ``save`` must be atomic.
+    and ``save`` must be atomic and refuse (``StateError``) to overwrite a state saved by another
+    instance since this one loaded it. It should hold the per-recipe lease
+    (``dataloader.state.LeasingBackend``) and may offer ``delete(name)`` and ``lease_holder(name)``
+    for the CLI. ``dataloader.testing_state.StateBackendContractSuite`` tests all of it.
     """
 
 

@@ -9,7 +9,8 @@ wheel registers through its entry point.
   a warning is logged; the rest of the CLI keeps working. Only a recipe that needs a name that
   plugin would have provided fails, with that plugin's error.
 - ``DATALOADER_DISABLE_PLUGINS=a,b`` skips entry points by name.
-- ``DATALOADER_TRACE_HOOKS=1`` writes every hook call to stderr.
+- ``DATALOADER_TRACE_HOOKS=1`` writes every hook call to stderr, its arguments shown with every
+  secret masked (:func:`dataloader.secrets.mask`): a traced ``Recipe`` holds its passwords.
 - Two plugins registering the same name in one kind is a clash; using that name is an error that
   names both distributions.
 
@@ -144,7 +145,7 @@ class PluginHost:
         self.failures: list[PluginFailure] = []
         self._registry: Registry | None = None
         if os.environ.get("DATALOADER_TRACE_HOOKS"):
-            self.pm.trace.root.setwriter(lambda message: sys.stderr.write(f"[hook] {message}"))
+            self.pm.trace.root.setwriter(_write_trace)
             self.pm.enable_tracing()
         if builtins:
             from dataloader import builtins as builtin_plugin
@@ -253,6 +254,12 @@ class _Registrar:
             )
             return
         self.registry.entries[self.kind][name] = entry
+
+
+def _write_trace(message: str) -> None:
+    from dataloader import secrets
+
+    sys.stderr.write(secrets.mask(f"[hook] {message}"))
 
 
 def _entry_points() -> list[metadata.EntryPoint]:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import ValidationError
 
+from dataloader import secrets
 from dataloader._lazy import compute as pc
 from dataloader.batch import Batch
 from dataloader.config import ConfigModel
@@ -241,7 +242,9 @@ class DeadLetters:
     """The run's dead-letter file: one JSON object per rejected row.
 
     ``runtime.dead_letter_path`` (default ``errors/{recipe}/{run_id}.jsonl``) may be a local path
-    or any fsspec URL (``s3://...``). The file is created on the first rejected row only.
+    or any fsspec URL (``s3://...``). The file is created on the first rejected row only; a local
+    one readable by its owner only (0600: it holds row data). Known secrets are masked by value in
+    every line (:func:`dataloader.secrets.mask`).
     """
 
     def __init__(self, recipe: Any, run_id: str) -> None:
@@ -260,7 +263,8 @@ class DeadLetters:
             return fsspec.open(self.location, "w", encoding="utf-8", auto_mkdir=True).open()
         path = Path(self.location)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "a", encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "a", encoding="utf-8")
 
     def write(self, rejected: pa.Table, where: str, metadata: dict[str, Any]) -> None:
         if self._stream is None:
@@ -273,7 +277,7 @@ class DeadLetters:
         # Rejected rows are few and leave the hot path here: a per-row loop is fine.
         for record, error, row in zip(records, errors, rows, strict=False):
             line = {"record": record, "error": error, "row": row, "file": metadata.get("file"), "timestamp": now}
-            self._stream.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
+            self._stream.write(secrets.mask(json.dumps(line, default=str, ensure_ascii=False), structural=False) + "\n")
 
     def close(self) -> None:
         if self._stream is not None:

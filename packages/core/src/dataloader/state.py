@@ -8,11 +8,13 @@ saves that copy only after ``commit``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -214,12 +216,16 @@ class LocalStateBackend:
 
     A save writes a temporary file in the same directory, fsyncs it, renames it over the old file
     and fsyncs the directory, so a crash leaves either the old state or the new one, never half.
+    A save refuses to replace a file that changed since this backend loaded it (another process
+    saved in between): the file's identity (inode, modification time, size) is its version.
     """
 
     def __init__(self, state_dir: str | os.PathLike[str] | LocalStateConfig = ".state") -> None:
         if isinstance(state_dir, LocalStateConfig):
             state_dir = state_dir.state_dir
         self.state_dir = Path(state_dir)
+        #: What each recipe's file was when this backend last loaded or saved it (None: absent).
+        self._seen: dict[str, tuple[int, int, int] | None] = {}
 
     def path_for(self, recipe_name: str) -> Path:
         if not recipe_name or "/" in recipe_name or "\\" in recipe_name or recipe_name.startswith("."):
@@ -229,8 +235,11 @@ class LocalStateBackend:
     def load(self, recipe_name: str) -> dict[str, Any]:
         path = self.path_for(recipe_name)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as handle:
+                self._seen[recipe_name] = _identity(os.fstat(handle.fileno()))
+                text = handle.read()
         except FileNotFoundError:
+            self._seen[recipe_name] = None
             return {}
         except OSError as exc:
             raise StateError(f"cannot read state file {path}: {exc.strerror or exc}", path=str(path)) from exc
@@ -261,8 +270,11 @@ class LocalStateBackend:
                 handle.write(payload[half:])
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp_name, path)
-            tmp_name = None
+            with _save_lock(self.state_dir, recipe_name):
+                self._check_unchanged(recipe_name, path)
+                os.replace(tmp_name, path)
+                tmp_name = None
+                self._seen[recipe_name] = _identity(os.stat(path))
             _fsync_dir(self.state_dir)
         except OSError as exc:
             raise StateError(
@@ -276,14 +288,53 @@ class LocalStateBackend:
                 except OSError:
                     pass
 
+    def _check_unchanged(self, recipe_name: str, path: Path) -> None:
+        if recipe_name not in self._seen:
+            return  # never loaded here: nothing to compare with
+        try:
+            current: tuple[int, int, int] | None = _identity(os.stat(path))
+        except FileNotFoundError:
+            current = None
+        if current != self._seen[recipe_name]:
+            raise StateError(
+                f"the state of '{recipe_name}' in {path} was changed by another run since this one loaded it; "
+                "it was not overwritten. Another run of this recipe is writing the same state folder: "
+                "let one finish and start again",
+                path=str(path),
+                recipe=recipe_name,
+            )
+
     def acquire_lease(self, recipe_name: str, holder: LeaseHolder, ttl_s: float = 120.0) -> Lease:
         """Hold ``<state_dir>/<recipe>.lock`` for the run (``flock``: a dead process holds nothing)."""
         self.path_for(recipe_name)  # validates the name
         return _acquire_file_lease(self.state_dir, recipe_name, holder)
 
+    def lease_holder(self, recipe_name: str) -> LeaseHolder | None:
+        """Who holds the recipe's lease now (None: nobody), without taking it."""
+        import fcntl
+
+        from dataloader.run.ledger import LeaseHolder as Holder
+
+        self.path_for(recipe_name)
+        try:
+            fd = os.open(self.state_dir / f"{recipe_name}.lock", os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None  # nobody holds it (closing the descriptor drops the probe)
+        except BlockingIOError:
+            try:
+                return Holder.from_dict(json.loads(os.pread(fd, 4096, 0) or b"{}"))
+            except ValueError:
+                return None
+        finally:
+            os.close(fd)
+
     def delete(self, recipe_name: str) -> bool:
         """Forget a recipe's state; returns whether there was any."""
         path = self.path_for(recipe_name)
+        self._seen.pop(recipe_name, None)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -334,10 +385,7 @@ def _acquire_file_lease(state_dir: Path, recipe_name: str, holder: LeaseHolder) 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        try:
-            other = Holder.from_dict(json.loads(os.pread(fd, 4096, 0) or b"{}"))
-        except (OSError, ValueError):
-            other = None
+        other = _read_holder(fd, Holder)
         os.close(fd)
         raise LeaseHeldError(
             recipe_name,
@@ -352,6 +400,39 @@ def _acquire_file_lease(state_dir: Path, recipe_name: str, holder: LeaseHolder) 
     os.ftruncate(fd, 0)
     os.pwrite(fd, payload, 0)
     return _FileLease(fd, path, holder)
+
+
+def _read_holder(fd: int, holder_type: Any) -> Any:
+    """The holder written in a lock file; the winner of a race writes it just after its flock,
+    so an empty file is read again for a moment before giving up."""
+    import time
+
+    for _ in range(50):
+        try:
+            data = os.pread(fd, 4096, 0)
+            if data:
+                return holder_type.from_dict(json.loads(data))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.002)
+    return None
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@contextlib.contextmanager
+def _save_lock(state_dir: Path, recipe_name: str) -> Iterator[None]:
+    """A short exclusive lock around the compare-and-replace of one recipe's state file."""
+    import fcntl
+
+    fd = os.open(state_dir / f".{recipe_name}.save.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -100,9 +100,12 @@ class CsvFormat:
         import pyarrow.csv as pacsv
 
         encoding, stream = self._encoding(stream, path)
-        sample, stream = peek(stream, 1)
-        if not sample:
+        # The first block, kept until the first batch is checked (see _check_first_batch).
+        first_block: bytes | None
+        first_block, stream = peek(stream, self.options.block_size)
+        if not first_block:
             return  # an empty file has no header and no rows
+        read_as = self._read_as(encoding)
         block_size = self.options.block_size
         rows_done = 0
         while True:
@@ -112,12 +115,16 @@ class CsvFormat:
                 reader = pacsv.open_csv(
                     guarded, read_options=reader_options, parse_options=parse_options, convert_options=convert_options
                 )
+                check_header(reader.schema.names, path)
                 while True:
                     try:
                         batch = reader.read_next_batch()
                     except StopIteration:
                         return
-                    self._check_text(batch, path, rows_done)
+                    self._check_text(batch, path, rows_done, read_as)
+                    if first_block is not None:
+                        self._check_first_batch(batch, first_block, path, encoding)
+                        first_block = None
                     for offset in range(0, batch.num_rows, batch_size):
                         yield batch.slice(offset, batch_size)
                     rows_done += batch.num_rows
@@ -129,10 +136,10 @@ class CsvFormat:
                     block_size = min(block_size * 16, MAX_BLOCK_SIZE)
                     stream.seek(0)
                     continue
-                raise self._locate_error(exc, stream, path, encoding, rows_done) from exc
+                raise self._locate_error(exc, stream, path, encoding, rows_done, read_as) from exc
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConnectorError(
-                    f"cannot read CSV file {path}: {exc}; check the file and options.encoding", file=path
+                    f"cannot read CSV file {path}: {exc}; check the file and options.encoding ({read_as})", file=path
                 ) from exc
             finally:
                 guarded.detach()  # also when the consumer stops early: the caller is about to close the file
@@ -158,12 +165,18 @@ class CsvFormat:
             ).schema
         except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
             return None
+        check_header(schema.names, path)
         wanted = self.options.arrow_column_types() or {}
         if any(pa.types.is_binary(field.type) and field.name not in wanted for field in schema):
             return None  # text that is not valid in the encoding: ``read`` names the row
         return schema
 
-    def _check_text(self, batch: pa.RecordBatch, path: str, rows_done: int) -> None:
+    def _read_as(self, encoding: str) -> str:
+        """How the file is being decoded, for messages: ``read as cp1252, detected by encoding: auto``."""
+        name = "utf-8" if encoding == "utf8" else encoding
+        return f"read as {name}, detected by encoding: auto" if self.options.encoding == "auto" else f"read as {name}"
+
+    def _check_text(self, batch: pa.RecordBatch, path: str, rows_done: int, read_as: str = "read as utf-8") -> None:
         """pyarrow reads text that is not valid in the encoding as binary: say so, with the row."""
         wanted = self.options.arrow_column_types() or {}
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
@@ -179,7 +192,7 @@ class CsvFormat:
                     row = rows_done + index + 1
                     raise ConnectorError(
                         f"invalid UTF-8 text in {path}, row {row}, column '{name}': {value[:40]!r}; "
-                        "set options.encoding to the file's encoding (e.g. latin-1, cp1252) or to auto",
+                        f"set options.encoding to the file's encoding (e.g. latin-1, cp1252, utf-16) or to auto ({read_as})",
                         file=path,
                         row=row,
                         column=name,
@@ -187,7 +200,18 @@ class CsvFormat:
 
     def _encoding(self, stream: IO[bytes], path: str) -> tuple[str, IO[bytes]]:
         if self.options.encoding != "auto":
-            return _arrow_encoding(self.options.encoding), stream
+            encoding = _arrow_encoding(self.options.encoding)
+            if encoding == "utf8":
+                sample, stream = peek(stream, 4096)
+                wide = wide_encoding(sample)
+                if wide is not None:
+                    raise ConnectorError(
+                        f"{path} is not UTF-8 text: it looks like {wide} ({_wide_evidence(sample)}); "
+                        f"set options.encoding: {wide} (or auto)",
+                        file=path,
+                        encoding=wide,
+                    )
+            return encoding, stream
         sample, stream = peek(stream, SNIFF_BYTES)
         return _arrow_encoding(detect_encoding(sample)), stream
 
@@ -212,20 +236,25 @@ class CsvFormat:
             escape_char=o.escape_char if o.escape_char is not None else False,
             newlines_in_values=True,
         )
+        # Only what the recipe says is NULL: pyarrow's own default list (NA, N/A, NULL, null, nan,
+        # NaN, #N/A ...) would turn real values into NULL, and NaN in a float column too.
+        null_values = list(o.null_values or []) + ([""] if o.empty_is_null else [])
         convert: dict[str, Any] = {
             "column_types": o.arrow_column_types(),
-            "strings_can_be_null": o.empty_is_null or o.null_values is not None,
+            "null_values": null_values,
+            "strings_can_be_null": bool(null_values),
             "quoted_strings_can_be_null": False,
         }
-        if o.null_values is not None:
-            convert["null_values"] = list(o.null_values) + ([""] if o.empty_is_null else [])
         return read_options, parse_options, pacsv.ConvertOptions(**convert)
 
     def _locate_error(
-        self, exc: pa.ArrowInvalid, stream: IO[bytes], path: str, encoding: str, rows_done: int
+        self, exc: pa.ArrowInvalid, stream: IO[bytes], path: str, encoding: str, rows_done: int,
+        read_as: str = "read as utf-8",
     ) -> ConnectorError:
         """A ConnectorError naming the file and, when it can be found, the exact row."""
         detail = str(exc).strip()
+        conversion = _CONVERSION.search(detail)
+        names = self._column_names(stream, encoding) if conversion else None  # before the scan closes the stream
         predicate = _bad_row_predicate(detail)
         found = None
         if predicate is not None and getattr(stream, "seekable", lambda: False)():
@@ -240,11 +269,84 @@ class CsvFormat:
         else:
             row, where = rows_done + 1, f"row {rows_done + 1} or a later one"
         hint = ""
-        if "conversion error" in detail:
-            hint = "; the column's type was inferred from the first rows: set options.column_types to read it differently"
+        column = None
+        if conversion:
+            index = int(conversion.group(1))
+            column = names[index] if names is not None and index < len(names) else None
+            named = f"column '{column}'" if column is not None else f"column {index + 1}"
+            hint = (
+                f"; {named}'s type was inferred from the first rows: set options.column_types "
+                f"(e.g. {{{column or 'name'}: string}}) to read it differently"
+            )
+            if _INT64_OVERFLOW.search(detail):
+                hint = (
+                    f"; {named} holds a whole number beyond the int64 range: set options.column_types "
+                    f"{{{column or 'name'}: decimal(38,0)}} (or string) to keep every digit"
+                )
         elif "columns" in detail:
             hint = "; check options.delimiter and options.quote_char"
-        return ConnectorError(f"malformed CSV in {path} at {where}: {detail}{hint}", file=path, row=row)
+        return ConnectorError(
+            f"malformed CSV in {path} at {where}: {detail}{hint} ({read_as})", file=path, row=row, column=column
+        )
+
+    def _column_names(self, stream: IO[bytes], encoding: str) -> list[str] | None:
+        """The header's names (error path only), or None when the stream cannot be read again."""
+        import csv
+
+        o = self.options
+        if o.column_names:
+            return list(o.column_names)
+        if not o.header or not _seekable(stream):
+            return None
+        try:
+            stream.seek(0)
+            text = io.TextIOWrapper(stream, encoding=encoding, newline="", errors="replace")
+            reader = csv.reader(text, delimiter=o.delimiter, quotechar=o.quote_char or '"')
+            for _ in range(o.skip_rows):
+                next(reader, None)
+            header = next(reader, None)
+            text.detach()
+        except (OSError, ValueError):
+            return None
+        return header
+
+    def _check_first_batch(self, batch: pa.RecordBatch, first_block: bytes, path: str, encoding: str) -> None:
+        """Never lose digits: pyarrow infers a float column when a whole number does not fit int64.
+
+        Column types come from the first block. A float column of it holding a whole number of
+        2**63 or more (a vectorised test) is parsed again from the in-memory block as text; if that
+        value is written as an integer, reading on would round it, so it is an error naming the
+        row and the fix. Written as a float (``1e300``), the column is a float column. Later blocks
+        keep the first block's types: a whole number beyond int64 in an int64 column is a
+        conversion error that names its row (``_locate_error``).
+        """
+        huge = huge_integer(batch, self.options.arrow_column_types() or {})
+        if huge is None:
+            return
+        name, _, index = huge
+        text = self._text_in_block(first_block, encoding, name, index)
+        if text is not None and not _INTEGER_TEXT.match(text.strip()):
+            return
+        raise big_integer_error(path, index + 1, name, text.strip() if text is not None else None)
+
+    def _text_in_block(self, block: bytes, encoding: str, name: str, index: int) -> str | None:
+        """Column ``name`` of row ``index`` of the first block, as written (error path only)."""
+        import pyarrow.csv as pacsv
+
+        complete = block[: block.rfind(b"\n") + 1] or block
+        read_options, parse_options, convert_options = self._arrow_options(encoding)
+        read_options.use_threads = False
+        convert_options.column_types = {name: pa.string()}
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(complete), read_options=read_options, parse_options=parse_options,
+                convert_options=convert_options,
+            )
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
+            return None
+        if name not in table.column_names or index >= table.num_rows:
+            return None
+        return table.column(name)[index].as_py()
 
     def _scan(
         self, stream: IO[bytes], encoding: str, start: int, predicate: Callable[[list[str], int], bool]
@@ -346,11 +448,19 @@ def detect_encoding(sample: bytes) -> str:
     most Western text equally well, and among equally good candidates Windows-1252 (a superset
     of Latin-1's printable characters) is by far the most common, so it wins ties.
     """
+    wide = wide_encoding(sample)
+    if wide is not None:
+        return wide
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    non_ascii = sum(1 for byte in sample if byte >= 0x80)  # per byte, on 64 KiB at most, once a file
+    if non_ascii < SHORT_EVIDENCE and _decodes(sample, "cp1252"):
+        # Too few non-ASCII bytes for a statistical guess to beat the most common code page
+        # (``3;Zoë;3,25`` would be johab otherwise).
+        return "cp1252"
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(sample))
@@ -361,6 +471,112 @@ def detect_encoding(sample: bytes) -> str:
         if match.chaos == best_chaos and {"cp1252", "latin_1"} & set(match.could_be_from_charset):
             return "cp1252"
     return matches[0].encoding
+
+
+#: Below this many non-ASCII bytes, ``encoding: auto`` does not trust a guess over cp1252.
+SHORT_EVIDENCE = 32
+
+
+def _decodes(sample: bytes, encoding: str) -> bool:
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def wide_encoding(sample: bytes) -> str | None:
+    """``utf-16-le`` ... when ``sample`` starts with a UTF-16/32 byte order mark, or has the NUL byte
+    in every other position that UTF-16 text of ASCII characters has; else None."""
+    for bom, name in _BOMS:
+        if sample.startswith(bom):
+            return name.rsplit("-", 1)[0]  # utf-16 / utf-32: the codec reads the mark and drops it
+    pairs = sample[: len(sample) // 2 * 2]
+    if len(pairs) < 8:
+        return None
+    even, odd = pairs[0::2].count(0), pairs[1::2].count(0)
+    half = len(pairs) // 2
+    if odd >= 0.8 * half and even == 0:
+        return "utf-16-le"
+    if even >= 0.8 * half and odd == 0:
+        return "utf-16-be"
+    return None
+
+
+def _wide_evidence(sample: bytes) -> str:
+    return "a byte order mark" if any(sample.startswith(bom) for bom, _ in _BOMS) else "NUL bytes between the characters"
+
+
+def check_header(names: list[str], path: str) -> None:
+    """One message for a header pyarrow accepts but no destination can: a repeated or empty name."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if not name.strip():
+            raise ConnectorError(
+                f"the CSV header of {path} has no name for column {position}; name it in the file, "
+                "or set options.column_names to name every column",
+                file=path, column_position=position,
+            )
+        if name in seen:
+            raise ConnectorError(
+                f"the CSV header of {path} names columns {seen[name]} and {position} both '{name}'; "
+                "rename one in the file, or set options.column_names to name every column",
+                file=path, column=name, column_positions=[seen[name], position],
+            )
+        seen[name] = position
+
+
+_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+_INT64_OVERFLOW = re.compile(r"conversion error to u?int64: invalid value '[+-]?\d{19,}'")
+
+
+def huge_integer(batch: pa.RecordBatch, typed: dict[str, Any]) -> tuple[str, int, int] | None:
+    """``(column, position, index)`` of the first whole number of 2**63 or more in magnitude in a float
+    column the recipe did not type, or None. Vectorised: cheap on every batch."""
+    for position, (name, column) in enumerate(zip(batch.schema.names, batch.columns, strict=True)):
+        if name in typed or not pa.types.is_floating(column.type):
+            continue
+        index = first_huge_integral(column)
+        if index is not None:
+            return name, position, index
+    return None
+
+
+def big_integer_error(
+    path: str, row: int, column: str, text: str | None, others: str = "or string; or float64 if rounding is acceptable"
+) -> ConnectorError:
+    """The rule: a column inferred as float never silently rounds a whole number beyond int64."""
+    if text is not None and _INTEGER_TEXT.match(text):
+        what = f"the whole number {text} does not fit int64, and reading the column as a float would lose digits"
+    else:
+        shown = f" ({text})" if text else ""
+        what = (
+            f"the value{shown} is a whole number beyond int64 in a column inferred as float, which would lose digits"
+        )
+    return ConnectorError(
+        f"{path}, row {row}, column '{column}': {what}; set options.column_types: {{{column}: decimal(38,0)}} "
+        f"({others})",
+        file=path, row=row, column=column,
+    )
+
+
+def first_huge_integral(column: pa.Array) -> int | None:
+    """The index of the first whole value of at least 2**63 in magnitude (where int64 ends), or None."""
+    import pyarrow.compute as pc
+
+    if column.null_count == len(column):
+        return None
+    big = pc.and_(pc.greater_equal(pc.abs(column), 2.0**63), pc.equal(pc.floor(column), column))
+    big = pc.fill_null(big, False)
+    if not pc.any(big).as_py():
+        return None
+    return pc.index(big, True).as_py()
 
 
 def _arrow_encoding(name: str) -> str:

@@ -23,6 +23,7 @@ from dataloader.errors import ConnectorError
 from pydantic import Field
 
 from dataloader_filestore.compression import DetachableReader, peek
+from dataloader_filestore.formats.csv_format import big_integer_error, huge_integer
 from dataloader_filestore.formats.options import ColumnTypesMixin, StreamCompression
 
 _READ_CHUNK = 1 << 20
@@ -76,8 +77,10 @@ def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOpti
         explicit_schema=pa.schema(list(types.items())) if types else None, newlines_in_values=False
     )
     rows_done = 0
-    sample, stream = peek(stream, 1 << 16)
-    if not sample.strip():
+    # The first block, kept until the first batch is checked for whole numbers beyond int64.
+    first_block: bytes | None
+    first_block, stream = peek(stream, options.block_size)
+    if not first_block.strip():
         return  # an empty file holds no rows
     guarded = DetachableReader(stream)
     try:
@@ -86,11 +89,20 @@ def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOpti
             parse_options=parse,
         )
         for batch in reader:
+            if first_block is not None:
+                _check_first_batch(batch, first_block, path, types)
+                first_block = None
             for offset in range(0, batch.num_rows, batch_size):
                 yield batch.slice(offset, batch_size)
             rows_done += batch.num_rows
     except pa.ArrowInvalid as exc:
         guarded.detach()  # pyarrow's read-ahead threads must not move the stream while we scan it
+        changed = _CHANGED.search(str(exc))
+        if changed:
+            raise _type_change_in_lines(stream, path, changed, rows_done, types) from exc
+        overflow = _OVERFLOW.search(str(exc))
+        if overflow:
+            raise _overflow_in_lines(stream, path, overflow.group(1), rows_done) from exc
         row = _first_bad_line(stream, rows_done)
         where = f"row {row}" if row is not None else f"row {rows_done + 1} or a later one"
         detail = re.sub(r"\s*in row \d+\s*$", "", str(exc))  # pyarrow counts within a block
@@ -101,6 +113,119 @@ def _read_lines(stream: IO[bytes], path: str, batch_size: int, options: JsonOpti
         raise ConnectorError(f"cannot read JSON file {path}: {exc}", file=path) from exc
     finally:
         guarded.detach()  # also when the consumer stops early: the caller is about to close the file
+
+
+_JSON_OTHERS = "or float64 if rounding is acceptable"
+_OVERFLOW = re.compile(r"Failed to convert JSON to u?int64, couldn't parse:\s*([+-]?\d+)")
+
+
+def _check_first_batch(batch: pa.RecordBatch, first_block: bytes, path: str, types: dict[str, Any]) -> None:
+    """A float column inferred because a whole number does not fit int64 would round it: refuse.
+
+    Confirmed on the in-memory first block (the value must be written as an integer, not
+    ``1e300``), so pyarrow's reader is never disturbed. Later blocks keep the types: a whole
+    number beyond int64 in an int64 column fails to convert and is reported by its row.
+    """
+    huge = huge_integer(batch, types)
+    if huge is None:
+        return
+    name, _, index = huge
+    lines = [line for line in first_block.splitlines() if line.strip()]
+    try:
+        value = json.loads(lines[index]).get(name) if index < len(lines) else None
+    except (ValueError, AttributeError):
+        value = None
+    if isinstance(value, float):
+        return
+    raise big_integer_error(path, index + 1, name, None if value is None else json.dumps(value), _JSON_OTHERS)
+
+
+def _overflow_in_lines(stream: IO[bytes], path: str, text: str, rows_done: int) -> ConnectorError:
+    target = int(text)
+    try:
+        for row, element in _lines(stream):
+            if isinstance(element, dict):
+                for key, value in element.items():
+                    if isinstance(value, int) and not isinstance(value, bool) and value == target:
+                        return big_integer_error(path, row, key, text, _JSON_OTHERS)
+    except (OSError, ValueError):
+        pass
+    return ConnectorError(
+        f"{path}, row {rows_done + 1} or a later one: the whole number {text} does not fit int64; "
+        "set options.column_types: {<key>: decimal(38,0)} for its key",
+        file=path,
+    )
+_CHANGED = re.compile(r"Column\((/[^)]*)\) changed from (\w+) to (\w+)")
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind, as pyarrow's messages name them."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, dict) else "array"
+
+
+def _lookup(element: Any, pointer: str) -> Any:
+    for step in pointer.strip("/").split("/"):
+        element = element.get(step) if isinstance(element, dict) else None
+    return element
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """``(row, object)`` of each non-blank line from the start (error path only)."""
+    stream.seek(0)
+    row = 0
+    for line in stream:
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            yield row, json.loads(line)
+        except ValueError:
+            yield row, None
+
+
+def _type_change_in_lines(
+    stream: IO[bytes], path: str, changed: re.Match[str], rows_done: int, types: dict[str, Any]
+) -> ConnectorError:
+    """pyarrow saw a key change type: name the key and the first row holding the new type."""
+    pointer, before, after = changed.group(1), changed.group(2), changed.group(3)
+    key = pointer.strip("/").replace("/", ".")
+    typed = key in types
+    try:
+        for row, element in _lines(stream):
+            value = _lookup(element, pointer)
+            if _kind(value) == after:
+                return type_change_error(path, row, key, before, after, value, typed=typed)
+    except (OSError, ValueError):
+        pass
+    return type_change_error(path, None, key, before, after, None, rows_done=rows_done, typed=typed)
+
+
+def type_change_error(
+    path: str, row: int | None, key: str, before: str, after: str, value: Any, rows_done: int = 0, typed: bool = False
+) -> ConnectorError:
+    where = f"at row {row}" if row is not None else f"at row {rows_done + 1} or a later one"
+    shown = f" ({json.dumps(value, ensure_ascii=False, default=str)[:60]})" if value is not None else ""
+    if typed:
+        text = (
+            f"JSON key '{key}' in {path} is read as {before} (options.column_types), but {where} it holds "
+            f"a {after}{shown}; JSON values keep their own kind: make the values of '{key}' one kind in the file, "
+            "or choose a type for options.column_types that fits them"
+        )
+    else:
+        text = (
+            f"JSON key '{key}' in {path} changes type {where}: {before} in the rows before, {after} here{shown}; "
+            f"a column holds one type: make the values of '{key}' one kind in the file (e.g. all strings), "
+            "or load the rows with different types separately"
+        )
+    return ConnectorError(text, file=path, row=row, key=key)
 
 
 def _first_bad_line(stream: IO[bytes], rows_done: int) -> int | None:
@@ -132,9 +257,24 @@ def _first_bad_line(stream: IO[bytes], rows_done: int) -> int | None:
 
 def _read_array(stream: IO[bytes], path: str, batch_size: int, options: JsonOptions) -> Iterator[pa.RecordBatch]:
     """Stream the elements of a top-level JSON array; per-element Python because pyarrow cannot."""
-    schema = pa.schema(list(options.arrow_column_types().items())) or None
+    types = options.arrow_column_types()
+    schema = pa.schema(list(types.items())) or None
+    first: pa.Schema | None = None  # the file's types, from its first batch
     rows: list[Any] = []
     row = 0
+
+    def typed(rows: list[Any], first_row: int) -> pa.RecordBatch:
+        nonlocal first
+        batch = _to_batch(rows, schema, path, first_row)
+        huge = huge_integer(batch, types)
+        if huge is not None and isinstance(rows[huge[2]].get(huge[0]), int):  # written as 1e300: a float
+            index = huge[2]
+            raise big_integer_error(path, first_row + index, huge[0], json.dumps(rows[index].get(huge[0])), _JSON_OTHERS)
+        if first is None:
+            first = batch.schema
+            return batch
+        return _keep_types(batch, first, rows, path, first_row)
+
     for row, element in enumerate(_array_elements(stream, path), start=1):
         if not isinstance(element, dict):
             raise ConnectorError(
@@ -145,25 +285,123 @@ def _read_array(stream: IO[bytes], path: str, batch_size: int, options: JsonOpti
             )
         rows.append(element)
         if len(rows) >= batch_size:
-            yield _to_batch(rows, schema, path, row - len(rows) + 1)
+            yield typed(rows, row - len(rows) + 1)
             rows = []
     if rows:
-        yield _to_batch(rows, schema, path, row - len(rows) + 1)
+        yield typed(rows, row - len(rows) + 1)
+
+
+def _keep_types(batch: pa.RecordBatch, first: pa.Schema, rows: list[Any], path: str, first_row: int) -> pa.RecordBatch:
+    """A later batch with the first batch's type for every key both have; a key that changed type
+    (a string where the first rows had numbers) is an error naming its first row."""
+    arrays, fields = [], []
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        target = first.field(field.name).type if field.name in first.names else None
+        if target is not None and target != field.type and not pa.types.is_null(target):
+            try:
+                column = column.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                raise _type_change_in_rows(rows, path, first_row, field.name, target) from None
+            field = field.with_type(target)
+        arrays.append(column)
+        fields.append(field)
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _arrow_kind(kind: pa.DataType) -> str:
+    if pa.types.is_boolean(kind):
+        return "boolean"
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return "number"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "string"
+    if pa.types.is_struct(kind):
+        return "object"
+    return "array" if pa.types.is_list(kind) or pa.types.is_large_list(kind) else str(kind)
+
+
+def _type_change_in_rows(
+    rows: list[Any], path: str, first_row: int, key: str, target: pa.DataType, typed: bool = False
+) -> ConnectorError:
+    """The first of ``rows`` whose ``key`` does not convert to ``target`` (error path only)."""
+    before = str(target) if typed else _arrow_kind(target)
+    for index, element in enumerate(rows):
+        value = element.get(key)
+        try:
+            pa.array([value], type=target) if typed else pa.array([value]).cast(target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            row = first_row + index
+            if not typed and _kind(value) == before:  # both numbers: 1.5 after whole numbers, say
+                wider = "float64" if isinstance(value, float) else "decimal(38,0)"
+                return ConnectorError(
+                    f"JSON key '{key}' in {path} changes type at row {row}: {target} in the rows before, "
+                    f"{json.dumps(value)} here; set options.column_types: {{{key}: {wider}}}",
+                    file=path, row=row, key=key,
+                )
+            return type_change_error(path, row, key, before, _kind(value), value, typed=typed)
+    return type_change_error(path, first_row, key, before, "another type", None, typed=typed)
+
+
+def _first_change(rows: list[Any], path: str, first_row: int) -> ConnectorError | None:
+    """Within one batch: the first row where a key's kind differs from its earlier rows' (error path)."""
+    kinds: dict[str, str] = {}
+    for index, element in enumerate(rows):
+        for key, value in element.items():
+            kind = _kind(value)
+            if kind == "null":
+                continue
+            if kinds.setdefault(key, kind) != kind:
+                return type_change_error(path, first_row + index, key, kinds[key], kind, value)
+    return None
+
+
+def _huge_in_rows(rows: list[Any], path: str, first_row: int) -> ConnectorError | None:
+    for index, element in enumerate(rows):
+        for key, value in element.items():
+            if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+                return big_integer_error(path, first_row + index, key, str(value), _JSON_OTHERS)
+    return None
 
 
 def _to_batch(rows: list[dict[str, Any]], schema: pa.Schema | None, path: str, first_row: int) -> pa.RecordBatch:
+    """One batch from decoded objects; typed keys get their ``column_types`` type, the others are inferred."""
     try:
         if schema:
             inferred = pa.Table.from_pylist(rows)
             fields = [schema.field(n) if n in schema.names else inferred.schema.field(n) for n in inferred.column_names]
             return pa.RecordBatch.from_pylist(rows, schema=pa.schema(fields))
         return pa.RecordBatch.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ConnectorError(
-            f"malformed JSON in {path} in rows {first_row}-{first_row + len(rows) - 1}: {exc}",
-            file=path,
-            row=first_row,
-        ) from exc
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return _to_batch_by_key(rows, schema, path, first_row)  # slower, and names the key and row
+
+
+def _to_batch_by_key(rows: list[dict[str, Any]], schema: pa.Schema | None, path: str, first_row: int) -> pa.RecordBatch:
+    """Like ``_to_batch``, key by key, so that a failure names its key and row (error path)."""
+    names = list(dict.fromkeys(key for element in rows for key in element))
+    arrays, fields = [], []
+    for name in names:
+        target = schema.field(name).type if schema is not None and name in schema.names else None
+        values = [element.get(name) for element in rows]
+        try:
+            array = pa.array(values, type=target)
+        except OverflowError as exc:
+            found = _huge_in_rows(rows, path, first_row)
+            raise (found or ConnectorError(f"a number in {path}, key '{name}', is too large: {exc}", file=path)) from exc
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            if target is not None:
+                raise _type_change_in_rows(rows, path, first_row, name, target, typed=True) from exc
+            found = _huge_in_rows(rows, path, first_row) or _first_change(rows, path, first_row)
+            if found is not None:
+                raise found from exc
+            raise ConnectorError(
+                f"malformed JSON in {path} in rows {first_row}-{first_row + len(rows) - 1}, key '{name}': {exc}",
+                file=path, row=first_row, key=name,
+            ) from exc
+        arrays.append(array)
+        fields.append(pa.field(name, array.type))
+    if not names:
+        return pa.RecordBatch.from_pylist(rows)
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _array_elements(stream: IO[bytes], path: str) -> Iterator[Any]:

@@ -44,7 +44,8 @@ class ParquetFormat:
             parquet = pq.ParquetFile(stream)
             yield from parquet.iter_batches(batch_size=batch_size, columns=self.options.columns)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ConnectorError(f"cannot read Parquet file {path}: {exc}", file=path) from exc
+            raise ConnectorError(f"cannot read Parquet file {path}: {_diagnose(stream, exc)}", file=path) from exc
+
 
     def writer(self, stream: IO[bytes], schema: pa.Schema) -> ParquetBatchWriter:
         return ParquetBatchWriter(stream, schema, self.options)
@@ -79,6 +80,30 @@ class ParquetBatchWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+
+def _diagnose(stream: IO[bytes], exc: BaseException) -> str:
+    """What is wrong with a file pyarrow cannot open, told by its first and last bytes (error path)."""
+    try:
+        size = stream.seek(0, 2)
+        stream.seek(0)
+        head = stream.read(4)
+        stream.seek(max(size - 4, 0))
+        tail = stream.read(4)
+    except (OSError, ValueError):
+        return f"{exc}"
+    if size == 0:
+        return "the file is empty (0 bytes); it was not written completely, or is a placeholder: remove or replace it"
+    if head != b"PAR1":
+        text = head.lstrip()[:1] in (b"{", b"[") or all(32 <= byte < 127 or byte in (9, 10, 13) for byte in head)
+        hint = " It looks like text: check source.format (csv, json, jsonl?)." if text else ""
+        return f"it is not a Parquet file (it does not start with the Parquet magic bytes PAR1).{hint}"
+    if tail != b"PAR1":
+        return (
+            f"the file is truncated ({size:,} bytes: it starts like a Parquet file but its footer is missing); "
+            "it was cut off while being written or copied: copy it again"
+        )
+    return f"{exc}; the file may be corrupt: re-create it"
 
 
 __all__ = ["ParquetFormat", "ParquetOptions"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from dataloader.errors import RecipeError
 from dataloader.plugins import get_registry
-from dataloader.recipe.loader import Origins, read_yaml, resolve_tree
+from dataloader.recipe.loader import Origins, project_root_for, read_yaml, resolve_tree
 from dataloader.recipe.models import Recipe
 from dataloader.recipe.templates import render_tree
 from dataloader.recipe.validation import validate_tree
@@ -19,10 +19,14 @@ def from_yaml(
     path: str | os.PathLike[str],
     vars: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    *,
+    project_root: str | os.PathLike[str] | None = None,
 ) -> Recipe:
     """Load, merge, render and validate the recipe at ``path``.
 
     ``vars`` feed ``{{ var('x') }}``; ``env`` replaces ``os.environ`` for ``{{ env_var('X') }}``.
+    The recipe and every file it extends must lie inside ``project_root`` (default: see
+    :func:`dataloader.recipe.loader.project_root_for`).
     Every problem raises :class:`~dataloader.errors.RecipeError` naming the file and key path;
     ``error.context["problems"]`` lists them all as ``(file, key_path, message)``.
     """
@@ -31,8 +35,9 @@ def from_yaml(
         raise RecipeError(
             f"{recipe_path}: is a directory, not a recipe file", file=str(recipe_path), key=None, line=None
         )
-    data, lines = read_yaml(recipe_path)
-    return build_recipe(data, path=recipe_path, vars=vars, env=env, lines=lines)
+    root = project_root_for(recipe_path, project_root)
+    data, lines = read_yaml(recipe_path, root=root)
+    return build_recipe(data, path=recipe_path, vars=vars, env=env, lines=lines, root=root)
 
 
 def build_recipe(
@@ -42,11 +47,12 @@ def build_recipe(
     vars: Mapping[str, Any] | None,
     env: Mapping[str, str] | None,
     lines: dict[str, int] | None,
+    root: Path | None = None,
 ) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError("a recipe must be a mapping of keys (name, source, destination, ...)", file=str(path))
-    tree = resolve_tree(data, path, lines)
-    rendered, secrets = render_tree(
+    tree = resolve_tree(data, path, lines, root=root)
+    rendered, secret_paths = render_tree(
         tree.data,
         vars=dict(vars or {}),
         env=os.environ if env is None else env,
@@ -60,7 +66,7 @@ def build_recipe(
         path=path,
         files=tree.files,
         resolved=rendered,
-        secret_paths=secrets,
+        secret_paths=secret_paths,
         warnings=tree.warnings,
     )
 

@@ -4,19 +4,23 @@ Jinja runs in a sandbox with ``StrictUndefined``: a recipe can read environment 
 values and its own name, and nothing else. Rendered values stay strings; the pydantic models coerce
 ``"5432"`` to an int where a field wants one, and a password of ``"123"`` stays a string.
 
-While rendering, every key path whose value used ``env_var`` of a secret-looking name is recorded,
-so that ``dataloader render`` can mask it.
+While rendering, every key path whose value used ``env_var`` or ``var`` of a secret-looking name
+(:func:`dataloader.secrets.is_secret_name`) is recorded, so that ``dataloader render`` masks it, and
+the value read is remembered as a secret at once, before any error could quote it.
+
+A recipe may come from an untrusted pull request, so a template cannot exhaust the machine: the
+sandbox (:mod:`dataloader.recipe.sandbox`) caps ranges, repetition, powers, string sizes and the
+time one value may take, and a template that hits a cap is a ``RecipeError`` naming the file and key.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dataloader import secrets
 from dataloader.errors import RecipeError
 
-SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
 _MISSING = object()
 
 
@@ -30,16 +34,25 @@ def render_tree(
     vars: Mapping[str, Any],
     env: Mapping[str, str],
     locate: Callable[[str], tuple[str, int | None]],
+    missing_env: Callable[[str], str] | None = None,
 ) -> tuple[dict[str, Any], set[str]]:
-    """Render every string in ``tree``; returns the new tree and the key paths holding secrets."""
-    secrets: set[str] = set()
+    """Render every string in ``tree``; returns the new tree and the key paths holding secrets.
+
+    ``missing_env(name)``, when given, stands in for an unset ``env_var`` without a default
+    (``dataloader validate --allow-missing-env``) instead of the error.
+    """
+    secret_paths: set[str] = set()
     used: list[str] = []
 
     def env_var(name: str, default: Any = _MISSING) -> Any:
-        used.append(name)
+        used.append(str(name))
         value = env.get(name)
         if value is not None:
+            if secrets.is_secret_name(str(name)):
+                secrets.remember([value])
             return value
+        if default is _MISSING and missing_env is not None:
+            return missing_env(name)
         if default is _MISSING:
             raise _Unresolved(
                 f"environment variable '{name}' is not set and has no default "
@@ -48,7 +61,10 @@ def render_tree(
         return default
 
     def var(name: str, default: Any = _MISSING) -> Any:
+        used.append(str(name))
         if name in vars:
+            if secrets.is_secret_name(str(name)):
+                secrets.remember([str(vars[name])])
             return vars[name]
         if default is _MISSING:
             raise _Unresolved(
@@ -68,35 +84,35 @@ def render_tree(
         nonlocal jinja
         from jinja2 import TemplateError, UndefinedError
 
+        from dataloader.recipe import sandbox
+
         if jinja is None:
-            jinja = _environment(env_var=env_var, var=var)
+            jinja = sandbox.environment(env_var=env_var, var=var)
         used.clear()
         try:
-            result = jinja.from_string(value).render(context)
+            result = sandbox.render(jinja, value, context)
         except _Unresolved as exc:
             raise _error(locate, path, str(exc)) from None
         except UndefinedError as exc:
             raise _error(locate, path, f"unknown template name: {exc.message}") from None
+        except sandbox.LimitExceeded as exc:
+            raise _error(locate, path, f"template stopped: {exc}") from None
         except TemplateError as exc:
             raise _error(locate, path, f"invalid template: {exc}") from None
-        if any(SECRET_NAME.search(name) for name in used):
-            secrets.add(path)
+        except RecursionError:
+            raise _error(locate, path, "template stopped: it recurses too deeply") from None
+        except (ArithmeticError, MemoryError, TypeError, ValueError, LookupError) as exc:
+            raise _error(locate, path, f"template failed: {type(exc).__name__}: {exc}") from None
+        if any(secrets.is_secret_name(name) for name in used):
+            secret_paths.add(path)
         return result
 
     raw_name = tree.get("name")
     name = render(raw_name, "name", {"recipe": {"name": ""}}) if isinstance(raw_name, str) else raw_name
     context = {"recipe": {"name": name}}
     rendered = render(tree, "", context)
-    return rendered, secrets
-
-
-def _environment(**functions: Callable[..., Any]) -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    jinja.globals.update(functions)
-    return jinja
+    secrets.remember(secrets.find_secrets(rendered))
+    return rendered, secret_paths
 
 
 def _error(locate: Callable[[str], tuple[str, int | None]], path: str, message: str) -> RecipeError:

@@ -1,0 +1,23 @@
+"""What the snowflake connector can do, as data (importable without pyarrow or the driver)."""
+
+from __future__ import annotations
+
+from dataloader.connector import TYPE_FAMILIES, Capabilities
+
+CAPABILITIES = Capabilities(
+    read=True,
+    write=True,
+    write_modes=frozenset({"append", "overwrite", "merge"}),
+    incremental_strategies=frozenset({"cursor"}),
+    transactional=True,
+    commits_state=True,
+    # Lists load into ARRAY columns but read back as JSON text, so "list" is not claimed.
+    types=frozenset(TYPE_FAMILIES) - {"list"},
+    # Integers of every width read back as int64 (Snowflake has one NUMBER type).
+    preserves_types=True,
+    notes=(
+        "integer columns read back as int64 (NUMBER(p,0) with p <= 19), wider NUMBERs as decimal128",
+        "VARIANT, OBJECT and ARRAY columns read as JSON text tagged with field metadata snowflake_type",
+        "TIMESTAMP_TZ and TIMESTAMP_LTZ read as timestamp(UTC): the instant is kept, the offset is not",
+    ),
+)
