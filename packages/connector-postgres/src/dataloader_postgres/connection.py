@@ -84,18 +84,29 @@ def connect_kwargs(config: PostgresConfig, application_name: str | None = None) 
         kwargs["sslmode"] = config.sslmode
     kwargs["connect_timeout"] = config.connect_timeout
     kwargs["keepalives"] = 1
-    kwargs["keepalives_idle"] = config.keepalives_idle
-    kwargs["keepalives_interval"] = config.keepalives_interval
-    kwargs["keepalives_count"] = config.keepalives_count
-    kwargs["tcp_user_timeout"] = config.network_timeout * 1000
+    kwargs["keepalives_idle"] = setting(config, "keepalives_idle")
+    kwargs["keepalives_interval"] = setting(config, "keepalives_interval")
+    kwargs["keepalives_count"] = setting(config, "keepalives_count")
+    kwargs["tcp_user_timeout"] = setting(config, "network_timeout") * 1000
     kwargs["application_name"] = application_name or "dataloader"
     return kwargs
 
 
+def setting(config: Any, name: str) -> Any:
+    """``config``'s value of a network key, or the connector's default for a config without it.
+
+    Other models with the connection keys (the postgres state backend's) get the same hygiene.
+    """
+    from dataloader_postgres.config import PostgresConfig
+
+    return getattr(config, name, PostgresConfig.model_fields[name].default)
+
+
 def session_settings(config: PostgresConfig) -> list[tuple[str, str]]:
     settings = list(SESSION_SETTINGS)
-    if config.statement_timeout:
-        settings.append(("statement_timeout", f"{int(config.statement_timeout * 1000)}"))
+    timeout = setting(config, "statement_timeout")
+    if timeout:
+        settings.append(("statement_timeout", f"{int(timeout * 1000)}"))
     return settings
 
 
