@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from dataloader.batch import Batch
+from dataloader.run.ledger import CommitRecord
 from dataloader.state import State
 from dataloader.testing import ConnectorContractSuite
 from dataloader_postgres.config import PostgresConfig
@@ -41,7 +42,7 @@ class PostgresTarget:
 
                 write = StagedWrite(destination.conn, "public", self.source_table, "append", [])
                 write.begin(table.schema)
-                write.publish("contract-seed", "seed", {})
+                write.publish(CommitRecord.for_commit("contract-seed", "seed", {}))
                 destination.conn.commit()
         else:
             self._write(self.source_table, table)

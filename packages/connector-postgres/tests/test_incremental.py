@@ -44,7 +44,10 @@ def test_ties_at_the_high_water_value_are_loaded_exactly_once(pg, section, table
     with pg.cursor() as cur:
         cur.execute(f"SELECT id, count(*) FROM {table_name}_out GROUP BY id ORDER BY id")
         assert cur.fetchall() == [(i, 1) for i in range(1, 8)]
-        cur.execute("SELECT state -> 'cursor_values' ->> 'updated_at' FROM _dataloader_state WHERE recipe_name = 'incremental'")
+        cur.execute(
+            "SELECT state::jsonb -> 'state' -> 'cursor_values' ->> 'updated_at' FROM _dataloader_state "
+            "WHERE recipe_name = 'incremental'"
+        )
         assert cur.fetchone()[0].startswith("2024-05-02T00:00:00")
     assert backend.load("incremental")["cursor_values"]["updated_at"].startswith("2024-05-02T00:00:00")
     with pg.cursor() as cur:

@@ -36,6 +36,17 @@ class PostgresConfig(ConnectorConfig):
     password: str | None = None
     sslmode: str | None = None
     connect_timeout: int = Field(default=10, ge=1)
+    #: TCP keepalives are always on: seconds of silence before the first probe, seconds between
+    #: probes, and unanswered probes before the connection counts as dead.
+    keepalives_idle: int = Field(default=30, ge=1)
+    keepalives_interval: int = Field(default=10, ge=1)
+    keepalives_count: int = Field(default=3, ge=1)
+    #: Seconds sent data may stay unacknowledged, and the longest wait for the reply to COMMIT,
+    #: before the connection counts as dead (so a silent network fails in bounded time).
+    network_timeout: int = Field(default=60, ge=1)
+    #: Seconds any one statement may run on the server (``statement_timeout``), except the COPY
+    #: streams that carry the rows (they last as long as the load). None: no limit.
+    statement_timeout: float | None = Field(default=None, gt=0)
     #: How many times a connection is attempted when the server is unreachable or restarting.
     connect_attempts: int = Field(default=5, ge=1)
     #: Seconds before the first retry; doubles each attempt up to ``retry_max_delay``.
@@ -50,6 +61,9 @@ class PostgresConfig(ConnectorConfig):
     #: (other sessions wait for the table until COMMIT) or ``delete`` (they keep reading the old
     #: rows until COMMIT; slower, and leaves dead rows for VACUUM).
     overwrite_method: Literal["truncate", "delete"] = "truncate"
+    #: PostgreSQL text cannot hold the NUL character (U+0000): ``error`` refuses such a value
+    #: naming its column and row, before anything is committed; ``remove`` drops the character.
+    nul_bytes: Literal["error", "remove"] = "error"
 
     @field_validator("query")
     @classmethod

@@ -9,7 +9,11 @@ errors fail at once. Messages never contain the password: every message passes t
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from dataloader.errors import ConnectorError, TransientConnectorError
@@ -61,7 +65,12 @@ def driver() -> Any:
     return psycopg2
 
 
-def connect_kwargs(config: PostgresConfig) -> dict[str, Any]:
+def connect_kwargs(config: PostgresConfig, application_name: str | None = None) -> dict[str, Any]:
+    """libpq's keywords for ``config``: the recipe's keys override the same ones in ``dsn``.
+
+    Every connection gets TCP keepalives and a TCP user timeout, so a peer that vanished is
+    noticed by the kernel in bounded time, whether the connection is idle or sending.
+    """
     kwargs: dict[str, Any] = {}
     if config.dsn:
         kwargs["dsn"] = config.dsn
@@ -74,8 +83,31 @@ def connect_kwargs(config: PostgresConfig) -> dict[str, Any]:
     if config.sslmode:
         kwargs["sslmode"] = config.sslmode
     kwargs["connect_timeout"] = config.connect_timeout
-    kwargs.setdefault("application_name", "dataloader")
+    kwargs["keepalives"] = 1
+    kwargs["keepalives_idle"] = setting(config, "keepalives_idle")
+    kwargs["keepalives_interval"] = setting(config, "keepalives_interval")
+    kwargs["keepalives_count"] = setting(config, "keepalives_count")
+    kwargs["tcp_user_timeout"] = setting(config, "network_timeout") * 1000
+    kwargs["application_name"] = application_name or "dataloader"
     return kwargs
+
+
+def setting(config: Any, name: str) -> Any:
+    """``config``'s value of a network key, or the connector's default for a config without it.
+
+    Other models with the connection keys (the postgres state backend's) get the same hygiene.
+    """
+    from dataloader_postgres.config import PostgresConfig
+
+    return getattr(config, name, PostgresConfig.model_fields[name].default)
+
+
+def session_settings(config: PostgresConfig) -> list[tuple[str, str]]:
+    settings = list(SESSION_SETTINGS)
+    timeout = setting(config, "statement_timeout")
+    if timeout:
+        settings.append(("statement_timeout", f"{int(timeout * 1000)}"))
+    return settings
 
 
 def describe_server(config: PostgresConfig) -> str:
@@ -98,11 +130,27 @@ def secrets_of(config: PostgresConfig) -> list[str]:
     if config.dsn:
         try:
             password = driver().extensions.parse_dsn(config.dsn).get("password")
-        except Exception:
-            password = None
+        except Exception:  # a DSN libpq cannot parse: find what looks like its password
+            found = _PASSWORD_PATTERNS[0].search(config.dsn) or _PASSWORD_PATTERNS[1].search(config.dsn)
+            password = found.group(2).strip("'") if found else None
         if password:
             secrets.append(password)
     return secrets
+
+
+def _mask_dsn_fragments(text: str, config: PostgresConfig) -> str:
+    """libpq's "invalid dsn" messages quote pieces of the DSN (``missing "=" after "..."``).
+
+    Any quoted piece that comes from the DSN is masked: it may be part of a password with a
+    space in it, which no pattern can recognise.
+    """
+    dsn = config.dsn or ""
+
+    def mask(match: re.Match[str]) -> str:
+        piece = match.group(1)
+        return match.group(0) if piece in ("", "=") or piece not in dsn else '"********"'
+
+    return re.sub(r'"([^"]*)"', mask, text)
 
 
 _PASSWORD_PATTERNS = (
@@ -137,6 +185,58 @@ def _server_message(exc: BaseException) -> str:
     return "; ".join(lines)
 
 
+_LIBPQ_AFTERTHOUGHT = " This probably means the server terminated abnormally before or while processing the request."
+
+
+def _plain_lost_connection(message: str) -> str:
+    """libpq's words for a dropped connection, made plain (they mean the same thing)."""
+    if "no message from the libpq" in message:  # a COPY cut off by the server ending the session
+        return "the server closed the connection"
+    return message.replace(_LIBPQ_AFTERTHOUGHT, "")
+
+
+def _drop_driver_noise(exc: BaseException) -> None:
+    """Forget the ``SystemError`` psycopg2 chains to an error raised while it was failing.
+
+    When the server ends a session during a COPY, psycopg2 reports the lost connection with a
+    ``SystemError: <function decode ...> returned a result with an exception set`` as its cause:
+    an artefact of the driver, which says nothing the error itself does not (``--debug`` would
+    print it as a second, misleading traceback).
+    """
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, SystemError):
+        exc.__cause__ = None
+        exc.__context__ = None
+        exc.__suppress_context__ = True
+
+
+_QUIET = threading.Lock()
+
+
+def quiet_driver_noise() -> None:
+    """Keep psycopg2's stray ``SystemError`` report out of the output (installed once).
+
+    When the server ends a session in the middle of a COPY, psycopg2 decodes the server's last
+    message while its own error is still pending; Python turns that into a ``SystemError`` that
+    psycopg2 prints with ``PyErr_Print`` (that is, through ``sys.excepthook``) before raising the
+    real error, which this module translates. The filter drops exactly that report: a
+    ``SystemError`` caused by a psycopg2 error. Everything else reaches the previous hook.
+    """
+    with _QUIET:
+        if getattr(sys.excepthook, "_dataloader_postgres", False):
+            return
+        previous = sys.excepthook
+        psycopg2 = driver()
+
+        def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+            if isinstance(value, SystemError) and isinstance(value.__cause__ or value.__context__, psycopg2.Error):
+                return
+            previous(kind, value, tb)
+
+        hook._dataloader_postgres = True  # type: ignore[attr-defined]
+        sys.excepthook = hook
+
+
 def is_transient(exc: BaseException) -> bool:
     psycopg2 = driver()
     code = getattr(exc, "pgcode", None)
@@ -157,7 +257,10 @@ def translate(
     closed, the failure was a lost connection whatever the exception says (a COPY cut off
     mid-stream surfaces as a bare ``DatabaseError``).
     """
-    message = scrub(_server_message(exc), secrets_of(config))
+    _drop_driver_noise(exc)
+    message = _plain_lost_connection(scrub(_server_message(exc), secrets_of(config)))
+    if config.dsn and ("invalid dsn" in message or "connection info string" in message):
+        message = _mask_dsn_fragments(message, config)
     lost = conn is not None and bool(getattr(conn, "closed", 0))
     if lost and "closed" not in message and "terminat" not in message:
         message = f"the connection to the server was lost ({message})"
@@ -175,25 +278,48 @@ def translate(
     return ConnectorError(text, **context)
 
 
-def connect(config: PostgresConfig) -> Any:
+#: Servers this process has connected to: refused there means restarting, so it is retried.
+_REACHED: set[str] = set()
+
+
+def _never_reached(exc: BaseException, config: PostgresConfig) -> bool:
+    """A refused first connection: a wrong host or port far more often than a restart."""
+    text = str(exc).lower()
+    refused = "connection refused" in text or "no such file or directory" in text
+    explicit = "connect_attempts" in config.model_fields_set
+    return refused and not explicit and describe_server(config) not in _REACHED
+
+
+def connect(config: PostgresConfig, application_name: str | None = None) -> Any:
     """An open connection with the session settings applied, retrying transient failures.
 
     Retries back off exponentially (``retry_initial_delay`` doubling up to ``retry_max_delay``)
     for ``connect_attempts`` attempts; the last failure is raised as
-    :class:`TransientConnectorError` so the engine's own retry policy can still apply.
+    :class:`TransientConnectorError` so the engine's own retry policy can still apply. A server
+    this process never reached that refuses the connection fails at once, as a plain
+    :class:`ConnectorError` (no retry here or in the engine): it is almost always a wrong
+    ``host`` or ``port``, and retrying only delays that message. Set ``connect_attempts`` to wait
+    for a server that is still starting.
     """
     import tenacity
 
     psycopg2 = driver()
+    quiet_driver_noise()
 
     def attempt() -> Any:
         try:
-            conn = psycopg2.connect(**connect_kwargs(config))
+            conn = psycopg2.connect(**connect_kwargs(config, application_name))
         except psycopg2.Error as exc:
-            raise translate(exc, config, "connecting") from exc
+            error = translate(exc, config, "connecting")
+            if _never_reached(exc, config):
+                raise ConnectorError(
+                    f"{error.message}; check `host` and `port`, and that the server is running", **error.context
+                ) from exc
+            raise error from exc
+        _REACHED.add(describe_server(config))
         try:
             with conn.cursor() as cur:
-                for name, value in SESSION_SETTINGS:
+                for name, value in session_settings(config):
                     cur.execute("SELECT set_config(%s, %s, false)", (name, value))
             conn.commit()
         except psycopg2.Error as exc:
@@ -215,3 +341,39 @@ def connect(config: PostgresConfig) -> Any:
             exc.args = (exc.message,)
             exc.context["attempts"] = config.connect_attempts
         raise
+
+
+class ReplyDeadline:
+    """Give up on a reply that does not come within ``seconds``: the connection is cut.
+
+    TCP keepalives cannot see a middlebox (a proxy, a NAT, a firewall) that keeps the connection
+    open but stops forwarding: the local end keeps acknowledging. So where a reply must come
+    (a COMMIT; any statement under ``statement_timeout``, which the server itself enforces) a
+    timer shuts the socket down when it is overdue; the waiting call then fails as a lost
+    connection, and an unknown COMMIT outcome is settled by reading the commit record.
+    """
+
+    def __init__(self, conn: Any, seconds: float | None) -> None:
+        self.conn, self.seconds = conn, seconds
+        self.expired = False
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> ReplyDeadline:
+        if self.seconds:
+            self._timer = threading.Timer(self.seconds, self._cut)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _cut(self) -> None:
+        self.expired = True
+        try:
+            fd = self.conn.fileno()
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError, driver().Error):
+            pass  # already closed: the waiting call fails on its own

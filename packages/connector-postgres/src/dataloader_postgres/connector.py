@@ -10,15 +10,17 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from dataloader.batch import Batch
+from dataloader.batch import Batch, rechunk
 from dataloader.connector import BaseConnector, Capabilities
-from dataloader.errors import ConnectorError, DataLoaderError
+from dataloader.errors import ConnectorError, DataLoaderError, LeaseHeldError, LeaseLostError
+from dataloader.run.ledger import CommitRecord, LeaseHolder
 from dataloader.state import State
 
 from dataloader_postgres import reader, writer
 from dataloader_postgres.capabilities import CAPABILITIES
 from dataloader_postgres.config import PostgresConfig
-from dataloader_postgres.connection import connect, describe_server, driver, translate
+from dataloader_postgres.connection import ReplyDeadline, connect, describe_server, driver, translate
+from dataloader_postgres.lock import RecipeLock
 from dataloader_postgres.types import ReadColumn
 
 _DONE = object()
@@ -36,6 +38,7 @@ class PostgresConnector(BaseConnector):
         self._conn: Any = None
         self._write: writer.StagedWrite | None = None
         self._columns: list[ReadColumn] | None = None
+        self._lock: RecipeLock | None = None
 
     # -- connections -------------------------------------------------------------------------
     def open(self) -> None:
@@ -43,6 +46,8 @@ class PostgresConnector(BaseConnector):
             self._conn = connect(self.config)
 
     def close(self) -> None:
+        if self._lock is not None:
+            self.release_lock(self._lock.recipe_name)
         if not self._stop_writing():
             return
         conn, self._conn = self._conn, None
@@ -113,13 +118,24 @@ class PostgresConnector(BaseConnector):
         return pa.schema([c.arrow_field() for c in columns])
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
+        """The recipe's committed :class:`~dataloader.run.ledger.CommitRecord` as a dict, or None.
+
+        Read in a transaction of its own; while a write is open on the run's connection, on a
+        short-lived second one (the open write's rows are not committed, and must stay so).
+        """
+        own = self._write is None
+        conn = self.conn if own else connect(self.config)
         try:
-            with self.conn.cursor() as cur:
-                found = writer.committed_state(cur, recipe_name)
-            self.conn.rollback()
+            conn.rollback()  # a fresh snapshot: only what is committed now
+            with conn.cursor() as cur:
+                found = writer.read_commit_record(cur, recipe_name)
+            conn.rollback()
         except self._psycopg2.Error as exc:
-            raise self._fail(exc, "reading the committed state") from exc
-        return found
+            raise self._fail(exc, "reading the committed state", conn) from exc
+        finally:
+            if not own:
+                conn.close()
+        return found.to_dict() if found is not None else None
 
     # -- reading ---------------------------------------------------------------------------
     def _read_columns(self, cur: Any) -> list[ReadColumn]:
@@ -199,8 +215,6 @@ class PostgresConnector(BaseConnector):
             batches = self._read_partitioned(columns, schema, conditions)
         else:
             batches = self._read_range(self.conn, columns, schema, conditions)
-        from dataloader.engine import rechunk
-
         # Parse blocks (~2,600 rows) cut to the run's batch size without a copy: a batch across
         # blocks holds their slices as pieces.
         yield from rechunk((Batch.from_arrow(batch) for batch in batches), self.context.batch_size)
@@ -229,6 +243,7 @@ class PostgresConnector(BaseConnector):
             schema,
             on_error=lambda exc: self._fail(exc, f"reading the {self.config.describe_target()}", conn),
             where=self._where(),
+            unlimited=bool(self.config.statement_timeout),
         )
 
     # -- partitioned reading ---------------------------------------------------------------
@@ -338,6 +353,42 @@ class PostgresConnector(BaseConnector):
             for thread in threads:
                 thread.join()
 
+    # -- the run's lock --------------------------------------------------------------------
+    def acquire_lock(self, recipe_name: str, holder: LeaseHolder) -> None:
+        """Hold the recipe's advisory lock on this server until ``release_lock`` or ``close``."""
+        if not self.config.table:
+            return  # a query source: there is no target table to guard
+        if self._lock is None or self._lock.recipe_name != recipe_name:
+            self.release_lock(recipe_name)
+            self._lock = RecipeLock(self.config, recipe_name)
+        self._lock.acquire(holder)
+
+    def release_lock(self, recipe_name: str) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    def _check_lock(self, cur: Any) -> None:
+        """Before COMMIT: the lock's session must still hold it (its connection may have dropped).
+
+        A lost lock is taken again if it is free; if another run has it now, nothing is committed.
+        """
+        lock = self._lock
+        if lock is None or lock.held(cur):
+            return
+        holder = lock.holder
+        lock.release()
+        try:
+            if holder is not None:
+                lock.acquire(holder)
+        except LeaseHeldError as exc:
+            raise LeaseLostError(
+                f"the advisory lock of recipe '{lock.recipe_name}' was lost while this run ran "
+                f"(its connection dropped) and another run holds it now; nothing of this run was "
+                f"committed: {exc}",
+                recipe=lock.recipe_name,
+            ) from exc
+
     # -- writing ---------------------------------------------------------------------------
     def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
         if not self.config.table:
@@ -351,7 +402,8 @@ class PostgresConnector(BaseConnector):
         try:
             self.conn.rollback()
             self._write = writer.StagedWrite(
-                self.conn, target_schema, table, mode, self.config.merge_keys, self.config.overwrite_method
+                self.conn, target_schema, table, mode, self.config.merge_keys, self.config.overwrite_method,
+                statement_timeout=self.config.statement_timeout, nul_bytes=self.config.nul_bytes,
             )
             self._write.begin(schema)
         except self._psycopg2.Error as exc:
@@ -370,23 +422,56 @@ class PostgresConnector(BaseConnector):
             raise self._fail(exc, f"copying rows into the staging table for {self._write.label}") from exc
 
     def commit(self, state: State) -> None:
+        """End the COPY, publish the rows and the commit record, check the lock, COMMIT.
+
+        Any failure rolls the transaction back, except a COMMIT whose reply never came: its
+        outcome is unknown here, and the engine settles it by reading the commit record.
+        """
         if self._write is None:
             raise ConnectorError("commit called before begin()")
-        write = self._write
-        try:
+        write, self._write = self._write, None
+        timeout = self.config.statement_timeout
+        steps = (
+            (f"copying rows into the staging table for {write.label}", None, write.end_copy),
+            (
+                f"publishing the rows into {write.label}",
+                ("statement_timeout + network_timeout", timeout + self.config.network_timeout if timeout else None),
+                lambda: self._publish(write, state),
+            ),
+            (f"committing to {write.label}", ("network_timeout", self.config.network_timeout), self.conn.commit),
+        )
+        for doing, limit, step in steps:
+            setting, seconds = limit or ("", None)
             try:
-                write.end_copy()
+                with ReplyDeadline(self.conn, seconds) as waited:
+                    step()
             except self._psycopg2.Error as exc:
                 self._rollback()
-                raise self._fail(exc, f"copying rows into the staging table for {write.label}") from exc
-            try:
-                write.publish(self.context.recipe_name, self.context.run_id, state.to_dict())
-                self.conn.commit()
-            except self._psycopg2.Error as exc:
+                raise self._overdue(exc, waited, doing, setting) from exc
+            except BaseException:
                 self._rollback()
-                raise self._fail(exc, f"committing to {write.label}") from exc
-        finally:
-            self._write = None
+                raise
+
+    def _publish(self, write: writer.StagedWrite, state: State) -> None:
+        write.publish(self._commit_record(write, state))
+        with self.conn.cursor() as cur:
+            self._check_lock(cur)
+
+    def _overdue(self, exc: BaseException, deadline: ReplyDeadline, doing: str, setting: str) -> ConnectorError:
+        """The error for a failure; one whose reply never came says so, and which setting waited."""
+        error = self._fail(exc, doing)
+        if deadline.expired:
+            error.message = (
+                f"postgres ({describe_server(self.config)}): {doing} failed: no reply from the server within "
+                f"{deadline.seconds:g} s ({setting}); "
+                "the network or the server stopped responding, so the connection was given up"
+            )
+            error.args = (error.message,)
+        return error
+
+    def _commit_record(self, write: writer.StagedWrite, state: State) -> CommitRecord:
+        published = {"rows": write.rows_staged, "mode": write.mode, **(self.context.extras.get("published") or {})}
+        return CommitRecord.for_commit(self.context.recipe_name, self.context.run_id, state, published)
 
     def abort(self) -> None:
         if self._stop_writing():

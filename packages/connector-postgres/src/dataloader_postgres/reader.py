@@ -195,13 +195,29 @@ def _parse_error(exc: pa.ArrowException, columns: list[ReadColumn], where: str) 
 
 
 def stream_copy(
-    conn: Any, select: Any, columns: list[ReadColumn], schema: pa.Schema, *, on_error: Any, where: str
+    conn: Any,
+    select: Any,
+    columns: list[ReadColumn],
+    schema: pa.Schema,
+    *,
+    on_error: Any,
+    where: str,
+    unlimited: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``select`` as record batches of ``schema``, streamed through COPY.
 
     ``on_error(exc)`` turns a driver exception into a dataloader one (the connector's boundary).
+    ``unlimited``: lift the session's ``statement_timeout`` for this transaction (a COPY lasts as
+    long as the read).
     """
     from psycopg2 import sql
+
+    if unlimited:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT set_config('statement_timeout', '0', true)")
+        except Exception as exc:
+            raise on_error(exc) from exc
 
     copy_sql = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(select).as_string(conn)
     read_fd, write_fd = os.pipe()

@@ -7,20 +7,23 @@ and hands it to one ``COPY ... FROM STDIN`` that runs for the whole run on a hel
 (:mod:`dataloader_postgres.copy_in`), so encoding a batch overlaps the server ingesting the one
 before; a batch with another column list ends that COPY and starts the next. ``commit`` ends the
 COPY, creates the schema and table when missing, adds new columns as nullable, moves the staged
-rows by mode, records the run in ``public._dataloader_state`` and commits: readers see the table
+rows by mode, writes the run's commit record (:class:`~dataloader.run.ledger.CommitRecord`) into
+``public._dataloader_state`` and commits: readers see the table
 before or after, never between. A failure, ``abort`` or a killed process rolls everything back;
 the TEMP table dies with the session.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from dataloader.errors import ConnectorError
+from dataloader.run.ledger import CommitRecord, CommitRecordTable
 
 from dataloader_postgres import encoding
 from dataloader_postgres.copy_in import CopyInStream
@@ -28,7 +31,9 @@ from dataloader_postgres.types import check_compatible, pg_type_for, storage_typ
 
 STAGE = "_dataloader_stage"
 SEQ = "_dataloader_seq"
-STATE_TABLE = ("public", "_dataloader_state")
+STATE_TABLE = ("public", CommitRecordTable.TABLE)
+#: Transaction-level advisory lock key serialising the creation of the commit-record table.
+_STATE_TABLE_LOCK = 0x646C5F7374617465  # "dl_state"
 
 _TARGET_COLUMNS = """
 SELECT a.attname, t.typname, t.typcategory, format_type(a.atttypid, a.atttypmod), a.attnum,
@@ -118,11 +123,24 @@ class StagedWrite:
     """One run's write into ``schema.table`` on ``conn`` (a connection not in autocommit)."""
 
     def __init__(
-        self, conn: Any, schema: str, table: str, mode: str, merge_keys: list[str], overwrite_method: str = "truncate"
+        self,
+        conn: Any,
+        schema: str,
+        table: str,
+        mode: str,
+        merge_keys: list[str],
+        overwrite_method: str = "truncate",
+        *,
+        statement_timeout: float | None = None,
+        nul_bytes: str = "error",
     ) -> None:
         self.conn, self.schema, self.table, self.mode = conn, schema, table, mode
         self.merge_keys = list(merge_keys)
         self.overwrite_method = overwrite_method
+        #: The session's ``statement_timeout`` (seconds): lifted for the COPY, restored after it.
+        self.statement_timeout = statement_timeout
+        #: ``error`` (refuse a text value with U+0000) or ``remove`` (drop those characters).
+        self.nul_bytes = nul_bytes
         self.label = f"table {schema}.{table}"
         self.arrow_schema: pa.Schema | None = None
         self.existing: dict[str, TargetColumn] | None = None
@@ -209,7 +227,8 @@ class StagedWrite:
                         "merge needs every key present",
                         column=key,
                     )
-        ready = [copy_ready(part) for part in parts]
+        ready = [self._without_nul(copy_ready(part), self.rows_staged + sum(p.num_rows for p in parts[:i]))
+                 for i, part in enumerate(parts)]
         table = pa.Table.from_batches(ready) if len(ready) > 1 else ready[0]
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, batch_size=max(1024, rows)))
@@ -218,9 +237,40 @@ class StagedWrite:
         if self._copy is not None and self._copy.columns != columns:
             self.end_copy()
         if self._copy is None:
+            if self.statement_timeout:  # the COPY lasts as long as the load
+                self._set_statement_timeout("0")
             self._copy = CopyInStream(self.conn, self._copy_statement(columns), columns)
         self._copy.send(payload)
         self.rows_staged += rows
+
+    def _without_nul(self, batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
+        """PostgreSQL text cannot hold U+0000: refuse it naming column and row, or remove it.
+
+        Checked before the rows are sent, so nothing of the run is committed; the server would
+        only say ``invalid byte sequence for encoding "UTF8": 0x00`` with a COPY line number.
+        """
+        arrays, changed = list(batch.columns), False
+        for index, (name, array) in enumerate(zip(batch.schema.names, arrays, strict=True)):
+            if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+                continue
+            data = array.buffers()[2]
+            if data is None or data.size == 0 or np.frombuffer(data, dtype=np.uint8).min() > 0:
+                continue  # the usual case, in milliseconds per million values (no copy, no mask)
+            found = pc.fill_null(pc.match_substring(array, "\x00"), False)
+            if not pc.any(found).as_py():
+                continue
+            if self.nul_bytes == "remove":
+                arrays[index], changed = pc.replace_substring(array, "\x00", ""), True
+                continue
+            row = first_row + pc.index(found, True).as_py() + 1
+            raise ConnectorError(
+                f"column {name!r}, row {row:,} of the rows written to {self.label} holds a NUL character "
+                "(\\x00), which PostgreSQL text cannot store; nothing was committed. Set `nul_bytes: remove` "
+                "on the destination to drop NUL characters from text values, or clean the source",
+                column=name,
+                row=row,
+            )
+        return pa.RecordBatch.from_arrays(arrays, schema=batch.schema) if changed else batch
 
     def _copy_statement(self, columns: tuple[str, ...]) -> str:
         from psycopg2 import sql
@@ -248,9 +298,14 @@ class StagedWrite:
         return copy.abort() if copy is not None else True
 
     # -- commit ----------------------------------------------------------------------------
-    def publish(self, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
-        """Everything ``commit`` does before the COMMIT itself (the caller commits)."""
+    def publish(self, record: CommitRecord) -> None:
+        """Everything ``commit`` does before the COMMIT itself (the caller commits).
+
+        ``record`` is written in the same transaction as the rows: both commit, or neither.
+        """
         self.end_copy()
+        if self.statement_timeout:
+            self._set_statement_timeout(f"{int(self.statement_timeout * 1000)}")
         with self.conn.cursor() as cur:
             if self.arrow_schema is not None:
                 if not self.direct:  # direct writes went into the target already
@@ -258,7 +313,11 @@ class StagedWrite:
                     self._move_rows(cur)
             elif self.mode == "overwrite" and self.existing is not None:
                 self._empty_target(cur)
-            upsert_state(cur, recipe_name, run_id, state)
+            write_commit_record(cur, record)
+
+    def _set_statement_timeout(self, milliseconds: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT set_config('statement_timeout', %s, true)", (milliseconds,))
 
     def _empty_target(self, cur: Any) -> None:
         """Remove the target's rows for an overwrite, inside the run's transaction.
@@ -357,38 +416,36 @@ class StagedWrite:
         return any(list(row[0]) == wanted for row in cur.fetchall())
 
 
-def upsert_state(cur: Any, recipe_name: str, run_id: str, state: dict[str, Any]) -> None:
-    from psycopg2 import sql
+def commit_record_table() -> CommitRecordTable:
+    """The commit-record table, ``public._dataloader_state``, in PostgreSQL's dialect.
 
-    table = sql.Identifier(*STATE_TABLE)
-    cur.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (recipe_name text PRIMARY KEY, run_id text NOT NULL, "
-            "state jsonb NOT NULL, committed_at timestamptz NOT NULL)"
-        ).format(table)
-    )
-    cur.execute(
-        sql.SQL(
-            "INSERT INTO {} (recipe_name, run_id, state, committed_at) VALUES (%s, %s, %s, now()) "
-            "ON CONFLICT (recipe_name) DO UPDATE SET run_id = EXCLUDED.run_id, state = EXCLUDED.state, "
-            "committed_at = EXCLUDED.committed_at"
-        ).format(table),
-        (recipe_name, run_id, json.dumps(state, default=str)),
-    )
+    Tables created by older versions (``state jsonb``, ``committed_at timestamptz``, a primary key)
+    keep working: psycopg2 sends the parameters as untyped literals, which the server casts to the
+    column's type, and a ``jsonb`` value reads back as a dict.
+    """
+    schema, name = STATE_TABLE
+    return CommitRecordTable(f'"{schema}"."{name}"', paramstyle="format", text_type="text")
 
 
-def committed_state(cur: Any, recipe_name: str) -> dict[str, Any] | None:
-    from psycopg2 import sql
+def write_commit_record(cur: Any, record: CommitRecord) -> None:
+    """Replace the recipe's commit record inside the caller's open transaction."""
+    table = commit_record_table()
+    cur.execute("SELECT to_regclass(%s)", (table.name,))
+    if cur.fetchone()[0] is None:
+        # Two recipes' first commits at once would race on CREATE TABLE IF NOT EXISTS (a
+        # duplicate pg_type row); a lock held until this transaction ends makes them take turns.
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_STATE_TABLE_LOCK,))
+        cur.execute(table.create_sql())
+    for statement, params in table.write_statements(record):
+        cur.execute(statement, params)
 
-    cur.execute("SELECT to_regclass(%s)", (".".join(f'"{p}"' for p in STATE_TABLE),))
+
+def read_commit_record(cur: Any, recipe_name: str) -> CommitRecord | None:
+    """The recipe's committed record (also one written by older versions), or None."""
+    table = commit_record_table()
+    cur.execute("SELECT to_regclass(%s)", (table.name,))
     if cur.fetchone()[0] is None:
         return None
-    cur.execute(
-        sql.SQL("SELECT run_id, state FROM {} WHERE recipe_name = %s").format(sql.Identifier(*STATE_TABLE)),
-        (recipe_name,),
-    )
-    row = cur.fetchone()
-    if row is None:
-        return None
-    run_id, state = row
-    return {"run_id": run_id, "state": state if isinstance(state, dict) else json.loads(state)}
+    statement, params = table.read_statement(recipe_name)
+    cur.execute(statement, params)
+    return table.parse(recipe_name, cur.fetchone())
