@@ -127,9 +127,12 @@ def _load(path: str, vars: Mapping[str, str]) -> Recipe:
 
 
 def _problem_lines(path: str, exc: DataLoaderError) -> list[str]:
-    problems = exc.context.get("problems")
-    if problems:
-        return [f"{file}: {key}: {message}" for file, key, message in problems]
+    """One ``file:line: key: message`` line per problem an error carries."""
+    from dataloader.errors import RecipeError
+    from dataloader.recipe.check import problems_of
+
+    if isinstance(exc, RecipeError):
+        return [str(problem) for problem in problems_of(exc, path)]
     message = str(exc)
     named = str(exc.context.get("file") or path)
     if message.startswith((path, named)):
@@ -253,20 +256,49 @@ def state_backend_for(recipe: Recipe, state_dir: str | None) -> Any:
 @cli.command()
 @click.argument("recipes", nargs=-1, required=True)
 @_var_option
-def validate(recipes: tuple[str, ...], vars: dict[str, str]) -> None:
-    """Check RECIPES: exit 0 if all are valid, else 1 with one line per problem (file: key.path: message)."""
+@click.option(
+    "--allow-missing-env",
+    is_flag=True,
+    help="An unset env_var without a default becomes a placeholder (validate in CI without secrets).",
+)
+def validate(recipes: tuple[str, ...], vars: dict[str, str], allow_missing_env: bool) -> None:
+    """Check RECIPES: exit 0 if all are valid, else 1 with one line per problem (file:line: key.path: message).
+
+    A file marked ``# dataloader: base`` in its leading comments is a fragment for ``extends:``
+    and is checked as one (see docs/cli.md).
+    """
+    from dataloader.recipe.check import check_file
+
+    _registry()
     invalid = False
+    unused_vars = set(vars)
     for path in recipes:
-        try:
-            _load(path, vars)
-        except DataLoaderError as exc:
+        checked = check_file(path, vars=vars, allow_missing_env=allow_missing_env)
+        if checked.ok:
+            unused_vars &= set(checked.unused_vars)
+        for note in checked.warnings:
+            click.echo(f"warning: {note}", err=True)
+        if not checked.ok:
             invalid = True
-            for line in _problem_lines(path, exc):
-                click.echo(line)
-        else:
-            click.echo(f"{path}: ok")
+            for problem in checked.problems:
+                click.echo(str(problem))
+            continue
+        notes = []
+        if checked.base:
+            notes.append("base recipe, checked as a fragment")
+        if checked.placeholders:
+            notes.append(f"placeholders for unset {', '.join(checked.placeholders)}")
+        click.echo(f"{path}: ok" + (f" ({'; '.join(notes)})" if notes else ""))
+    if not invalid:
+        _warn_unused_vars(sorted(unused_vars))
     if invalid:
         raise click.exceptions.Exit(1)
+
+
+def _warn_unused_vars(unused: list[str]) -> None:
+    """An unused ``--var`` is usually a typo of a name the recipe does use."""
+    for name in unused:
+        click.echo(f"warning: --var {name} is not used: no recipe given reads var('{name}')", err=True)
 
 
 @cli.command()

@@ -30,8 +30,13 @@ def render_tree(
     vars: Mapping[str, Any],
     env: Mapping[str, str],
     locate: Callable[[str], tuple[str, int | None]],
+    missing_env: Callable[[str], str] | None = None,
 ) -> tuple[dict[str, Any], set[str]]:
-    """Render every string in ``tree``; returns the new tree and the key paths holding secrets."""
+    """Render every string in ``tree``; returns the new tree and the key paths holding secrets.
+
+    ``missing_env(name)``, when given, stands in for an unset ``env_var`` without a default
+    (``dataloader validate --allow-missing-env``) instead of the error.
+    """
     secrets: set[str] = set()
     used: list[str] = []
 
@@ -40,6 +45,8 @@ def render_tree(
         value = env.get(name)
         if value is not None:
             return value
+        if default is _MISSING and missing_env is not None:
+            return missing_env(name)
         if default is _MISSING:
             raise _Unresolved(
                 f"environment variable '{name}' is not set and has no default "
