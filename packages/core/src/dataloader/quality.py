@@ -254,8 +254,10 @@ class DeadLetters:
             try:
                 import fsspec
             except ImportError as exc:
+                from dataloader.install import install_hint
+
                 raise EngineError(
-                    f"dead-letter path {self.location} needs fsspec: pip install 'dataloader[filestore]'"
+                    f"dead-letter path {self.location} needs fsspec: {install_hint('filestore')}"
                 ) from exc
             return fsspec.open(self.location, "w", encoding="utf-8", auto_mkdir=True).open()
         path = Path(self.location)
