@@ -490,6 +490,15 @@ def list_state_backends(as_json: bool) -> None:
     _list("state_backend", as_json, ["name", "distribution", "version", "options"])
 
 
+# -- json-schema --------------------------------------------------------------------------
+@cli.command("json-schema")
+def json_schema() -> None:
+    """Print the JSON Schema of recipes, with every installed plugin's options (for editors)."""
+    from dataloader.schema_export import recipe_schema
+
+    click.echo(json.dumps(recipe_schema(_registry()), indent=2, sort_keys=False))
+
+
 # -- init ---------------------------------------------------------------------------------
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
