@@ -305,8 +305,12 @@ def _warn_unused_vars(unused: list[str]) -> None:
 @click.argument("recipe")
 @_var_option
 @click.option("--format", "output_format", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-def render(recipe: str, vars: dict[str, str], output_format: str) -> None:
+@click.option("--explain", is_flag=True, help="For each value: the file:line that set it, or the env_var/var it came from.")
+def render(recipe: str, vars: dict[str, str], output_format: str, explain: bool) -> None:
     """Print the fully resolved RECIPE (parents merged, templates rendered), secrets masked."""
+    if explain:
+        _render_explained(recipe, vars, output_format)
+        return
     loaded = _load(recipe, vars)
     masked = mask_secrets(loaded.resolved, loaded.secret_paths)
     if output_format == "json":
@@ -315,6 +319,28 @@ def render(recipe: str, vars: dict[str, str], output_format: str) -> None:
         import yaml
 
         click.echo(yaml.safe_dump(masked, sort_keys=False, allow_unicode=True).rstrip("\n"))
+
+
+def _render_explained(recipe: str, vars: dict[str, str], output_format: str) -> None:
+    """``render --explain``: one line per resolved value with its provenance."""
+    from dataloader.recipe.check import check_file
+    from dataloader.recipe.explain import explain
+
+    _registry()
+    checked = check_file(recipe, vars=vars)
+    for note in checked.warnings:
+        click.echo(f"warning: {note}", err=True)
+    if not checked.ok:
+        for problem in checked.problems:
+            click.echo(f"error: {problem}", err=True)
+        raise click.exceptions.Exit(1)
+    masked = mask_secrets(checked.resolved, checked.secret_paths)
+    lines = explain(checked, masked, vars=vars, env=os.environ)
+    if output_format == "json":
+        click.echo(json.dumps([line.to_dict() for line in lines], indent=2, default=str))
+        return
+    for line in lines:
+        click.echo(line.describe())
 
 
 _SECRET_KEY_WORDS = ("password", "passwd", "passphrase", "secret", "token", "credential", "private_key", "api_key", "access_key")
