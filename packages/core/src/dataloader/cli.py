@@ -539,6 +539,28 @@ def init(directory: Path, force: bool) -> None:
     click.echo(f"next: cd {directory} && dataloader run recipes/quickstart.yaml")
 
 
+@cli.command("new-connector")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the package folder goes [./packages if it exists, else .].",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def new_connector(name: str, parent: Path | None, force: bool) -> None:
+    """Write a connector package NAME (packages/connector-NAME): plugin, config, connector, contract test."""
+    from dataloader.scaffold.new_connector import new_connector as write_package
+
+    if parent is None:
+        parent = Path("packages") if Path("packages").is_dir() else Path(".")
+    root, written = write_package(name, parent, force=force)
+    for path in written:
+        click.echo(f"created {path}")
+    click.echo(f"next: pip install -e '{root}[test]' && pytest {root / 'tests'}")
+
+
 # -- runs and check -----------------------------------------------------------------------
 @cli.command()
 @click.option("--status", type=click.Choice(["success", "partial_success", "failed"]), default=None)
