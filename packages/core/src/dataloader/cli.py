@@ -204,7 +204,7 @@ def run(
             result = run_recipe(recipe, backend, resume=resume, full_refresh=full_refresh, on_event=reporter.on_event)
             return recipe, result, None
         except DataLoaderError as exc:
-            return recipe, None, str(exc)
+            return recipe, exc.context.get("result"), str(exc)
 
     try:
         if jobs > 1 and len(loaded) > 1:
@@ -221,6 +221,8 @@ def run(
             failed = True
             for line in error.splitlines() or [error]:
                 click.echo(f"error: {recipe.name}: {line}", err=True)
+            if result is not None and log_format != "json":
+                click.echo(_failed_summary(recipe.name, result), err=True)
             continue
         if result.status == "failed":
             failed = True
@@ -228,6 +230,15 @@ def run(
             click.echo(summary_line(recipe.name, result))
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _failed_summary(name: str, result: Any) -> str:
+    """The summary line of a failed run, with its run id (for ``dataloader runs``), without the error again."""
+    from dataloader.console import summary_line
+
+    line = summary_line(name, result)
+    error = getattr(result, "error", None)
+    return line[: -len(f": {error}")] if error and line.endswith(f": {error}") else line
 
 
 def state_backend_for(recipe: Recipe, state_dir: str | None) -> Any:
@@ -470,11 +481,18 @@ def _list(kind: str, as_json: bool, columns: list[str]) -> None:
         table.add_column(column.replace("_", " "))
     for row in rows:
         table.add_row(*[_cell(row.get(column)) for column in columns])
-    console = Console(file=sys.stdout, width=140)
+    console = Console(file=sys.stdout, width=_terminal_width())
     if rows:
         console.print(table)
     else:
         console.print(f"no {kind.replace('_', ' ')}s installed")
+
+
+def _terminal_width() -> int:
+    """The terminal's width (``COLUMNS`` when set); 120 when output goes to a pipe or file."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((120, 24)).columns)
 
 
 def _cell(value: Any) -> str:
@@ -594,7 +612,7 @@ def runs(status: str | None, recipe: str | None, limit: int, history_path: str |
             f"{record['rows_failed']:,}",
             (record["error"] or "")[:80],
         )
-    Console(width=200).print(table)
+    Console(file=sys.stdout, width=_terminal_width()).print(table)
 
 
 @cli.command()

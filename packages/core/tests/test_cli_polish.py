@@ -1,0 +1,77 @@
+"""The small things a person sees running the CLI: one "started" line, a failed run's id, where
+rejected rows went, tables that fit the terminal, messages in our words."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from dataloader.cli import cli
+from test_recipe_fakes import TABLES, memory_host  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def invoke(memory_host, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("DATALOADER_STATE_DIR", raising=False)
+
+    def run(*args: object, env: dict | None = None):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, env=env)
+
+    return run
+
+
+def recipe(tmp_path, text: str):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_started_is_printed_once_per_run(invoke, tmp_path):
+    TABLES["src"] = pa.table({"id": [1, 2, 3]})
+    path = recipe(tmp_path, "name: once\nsource: {type: memory, table: src}\ndestination: {type: memory, table: dst}\n")
+    result = invoke("run", path)
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if "started run" in line] == [
+        line for line in result.output.splitlines() if line.startswith("once: started run ")
+    ]
+    assert sum("started run" in line for line in result.output.splitlines()) == 1
+
+
+def test_a_failed_run_prints_a_summary_with_its_run_id(invoke, tmp_path):
+    TABLES["src"] = pa.table({"id": [1, 2, 3]})
+    path = recipe(
+        tmp_path,
+        "name: broken\nsource: {type: memory, table: src}\ntransform: {steps: [{type: upper, columns: [id]}]}\n"
+        "destination: {type: memory, table: dst}\n",
+    )
+    result = invoke("run", path)
+    assert result.exit_code == 1
+    summary = [line for line in result.output.splitlines() if line.startswith("broken: failed, ")]
+    assert len(summary) == 1, result.output
+    assert "(run " in summary[0]
+    run_id = summary[0].split("(run ", 1)[1].split(")")[0]
+    assert run_id in invoke("runs", "--json").output
+
+
+def test_partial_success_says_where_the_rejected_rows_went(invoke, tmp_path):
+    TABLES["people"] = pa.table({"id": [1, 2, 3], "name": ["ada", None, "alan"]})
+    path = recipe(
+        tmp_path,
+        "name: partial\nsource: {type: memory, table: people}\ndestination: {type: memory, table: dst}\n"
+        "quality_checks: [{column: name, check: not_null, action: dlq}]\n",
+    )
+    result = invoke("run", path)
+    summary = [line for line in result.output.splitlines() if line.startswith("partial: partial_success")]
+    assert len(summary) == 1, result.output
+    assert "1 failed" in summary[0] and "; rejected rows in errors/partial/" in summary[0]
+    where = summary[0].split("; rejected rows in ", 1)[1]
+    assert (tmp_path / where).is_file()
+
+
+def test_list_tables_fit_the_terminal_width(invoke):
+    for width in (60, 100):
+        result = invoke("list-transforms", env={"COLUMNS": str(width)})
+        assert result.exit_code == 0
+        assert max(len(line) for line in result.output.splitlines()) <= width, result.output
