@@ -75,3 +75,17 @@ def test_list_tables_fit_the_terminal_width(invoke):
         result = invoke("list-transforms", env={"COLUMNS": str(width)})
         assert result.exit_code == 0
         assert max(len(line) for line in result.output.splitlines()) <= width, result.output
+
+
+def test_unknown_keys_get_did_you_mean_and_errors_are_in_our_words(invoke, tmp_path):
+    path = recipe(
+        tmp_path,
+        "name: t\nsorce: {}\nsource: {type: memory, tabel: a}\ndestination: {type: memory, table: b}\n"
+        "quality_checks: [{column: a, check: not_null, actoin: dlq}]\n",
+    )
+    result = invoke("validate", path)
+    assert result.exit_code == 1
+    assert f"{path}:2: sorce: unknown key; did you mean 'source'? (allowed: name, " in result.output
+    assert f"{path}:3: source.tabel: unknown key; did you mean 'table'? (allowed: " in result.output
+    assert "actoin: unknown key; did you mean 'action'? (allowed: column, check, action)" in result.output
+    assert "Extra inputs" not in result.output and "Value error" not in result.output

@@ -165,9 +165,11 @@ def validate_checks(items: list[Any], registry: Any) -> tuple[list[tuple[str, An
         try:
             config = registration.config.model_validate(item) if registration.config else item
         except ValidationError as exc:
+            from dataloader.recipe.validation import pydantic_message
+
             for error in exc.errors():
                 path = ".".join(str(p) for p in error["loc"])
-                problems.append((f"{where}.{path}" if path else where, error["msg"]))
+                problems.append((f"{where}.{path}" if path else where, pydantic_message(error, registration.config)))
             continue
         built.append((where, registration, config))
     return built, problems
