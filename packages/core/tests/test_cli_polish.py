@@ -89,3 +89,20 @@ def test_unknown_keys_get_did_you_mean_and_errors_are_in_our_words(invoke, tmp_p
     assert f"{path}:3: source.tabel: unknown key; did you mean 'table'? (allowed: " in result.output
     assert "actoin: unknown key; did you mean 'action'? (allowed: column, check, action)" in result.output
     assert "Extra inputs" not in result.output and "Value error" not in result.output
+
+
+def test_describe_shows_a_connectors_config_keys(invoke):
+    result = invoke("describe", "memory", env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "connector 'memory' from fake-memory-dist 9.9"
+    assert lines[1] == "read: yes, write: yes, write modes: append, overwrite, incremental: cursor"
+    table = {line.split()[0]: line.split() for line in lines[3:]}
+    assert table["table"][1:4] == ["str", "-", "yes"]
+    assert table["port"][1:4] == ["int", "0", "no"]
+    import json
+
+    data = json.loads(invoke("describe", "upper", "--json").output)
+    assert data["kind"] == "transform" and [k["key"] for k in data["keys"]] == ["columns"]
+    missing = invoke("describe", "memroy")
+    assert missing.exit_code == 1 and "did you mean 'memory'?" in missing.output

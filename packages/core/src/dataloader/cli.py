@@ -534,6 +534,99 @@ def list_state_backends(as_json: bool) -> None:
     _list("state_backend", as_json, ["name", "distribution", "version", "options"])
 
 
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(["connector", "transform", "format", "state_backend", "quality_check"]),
+    default=None,
+    help="Which kind of plugin NAME is [the first kind that has it, connectors first].",
+)
+@_json_option
+def describe(name: str, kind: str | None, as_json: bool) -> None:
+    """Show a plugin's configuration keys: type, default, whether required, description."""
+    from dataloader.plugins import KINDS
+
+    registry = _registry()
+    kinds = [kind] if kind else [k for k in KINDS if name in registry.names(k)] or ["connector"]
+    entry = registry.get(kinds[0], name)
+    keys = _config_keys(entry.config)
+    info = _connector_row(entry) if entry.kind == "connector" else _plain_row(entry)
+    info.pop("options", None)
+    if as_json:
+        click.echo(json.dumps({**info, "kind": entry.kind, "keys": keys}, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, width=_terminal_width())
+    console.print(f"{entry.kind.replace('_', ' ')} '{name}' from {entry.distribution} {entry.version}")
+    if entry.kind == "connector":
+        console.print(
+            f"read: {_cell(info['read'])}, write: {_cell(info['write'])}, write modes: {_cell(info['write_modes'])}, "
+            f"incremental: {_cell(info['incremental'])}"
+        )
+    table = Table("key", "type", "default", "required", "description", box=None, pad_edge=False)
+    for key in keys:
+        table.add_row(key["key"], key["type"], _cell(key["default"]), _cell(key["required"]), key["description"] or "")
+    console.print(table if keys else "no configuration keys")
+
+
+def _config_keys(model: Any) -> list[dict[str, Any]]:
+    """The keys of a plugin's pydantic config model, in declaration order."""
+    fields = getattr(model, "model_fields", None) or {}
+    comments = _field_comments(model) if fields else {}
+    keys = []
+    for field_name, info in fields.items():
+        required = info.is_required()
+        default = None if required or info.default_factory is not None else info.default
+        if info.default_factory is not None:
+            default = info.default_factory()
+        keys.append(
+            {
+                "key": info.alias or field_name,
+                "type": _type_label(info.annotation),
+                "default": default,
+                "required": required,
+                "description": info.description or comments.get(field_name),
+            }
+        )
+    return keys
+
+
+def _field_comments(model: type) -> dict[str, str]:
+    """The ``#:`` comments above a model's fields (our config models document keys that way)."""
+    import inspect
+
+    found: dict[str, str] = {}
+    for klass in reversed(model.__mro__):
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        pending: list[str] = []
+        for line in lines:
+            stripped = line.strip()
+            if stripped.startswith("#:"):
+                pending.append(stripped[2:].strip())
+                continue
+            field = re.match(r"(\w+)\s*:", stripped)
+            if field and pending:
+                found[field.group(1)] = " ".join(pending)
+            pending = []
+    return found
+
+
+def _type_label(annotation: Any) -> str:
+    import typing
+
+    plain = isinstance(annotation, type) and not typing.get_args(annotation)
+    text = annotation.__name__ if plain else str(annotation)
+    for prefix in ("typing.", "pydantic.types.", "dataloader.config."):
+        text = text.replace(prefix, "")
+    return text.replace("NoneType", "None")
+
+
 # -- json-schema --------------------------------------------------------------------------
 @cli.command("json-schema")
 def json_schema() -> None:
