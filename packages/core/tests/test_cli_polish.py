@@ -106,3 +106,15 @@ def test_describe_shows_a_connectors_config_keys(invoke):
     assert data["kind"] == "transform" and [k["key"] for k in data["keys"]] == ["columns"]
     missing = invoke("describe", "memroy")
     assert missing.exit_code == 1 and "did you mean 'memory'?" in missing.output
+
+
+def test_an_unused_var_is_a_warning_for_run_and_render(invoke, tmp_path):
+    TABLES["src"] = pa.table({"id": [1]})
+    path = recipe(
+        tmp_path, "name: v\nsource: {type: memory, table: \"{{ var('t') }}\"}\ndestination: {type: memory, table: d}\n"
+    )
+    for command in ("run", "render"):
+        result = invoke(command, path, "--var", "t=src", "--var", "tabel=x")
+        assert result.exit_code == 0, result.output
+        assert "warning: --var tabel is not used: no recipe given reads var('tabel')" in result.output
+        assert "--var t is" not in result.output

@@ -190,6 +190,7 @@ def run(
                 click.echo(f"error: {line}", err=True)
     if invalid:
         raise click.exceptions.Exit(1)
+    _warn_unused_vars(_unused_vars(loaded, vars))
 
     from dataloader.console import choose_reporter, summary_line
 
@@ -306,6 +307,25 @@ def validate(recipes: tuple[str, ...], vars: dict[str, str], allow_missing_env: 
         raise click.exceptions.Exit(1)
 
 
+def _unused_vars(recipes: Sequence[Recipe], vars: Mapping[str, str]) -> list[str]:
+    """The ``--var`` names that no file of any recipe's ``extends`` chain reads."""
+    if not vars:
+        return []
+    import yaml
+
+    from dataloader.recipe.check import template_names
+
+    used: set[str] = set()
+    for recipe in recipes:
+        for file in recipe.files:
+            try:
+                tree = yaml.safe_load(file.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                return []  # it loaded a moment ago; do not guess
+            used.update(name for kind, name in template_names(tree) if kind == "var")
+    return sorted(set(vars) - used)
+
+
 def _warn_unused_vars(unused: list[str]) -> None:
     """An unused ``--var`` is usually a typo of a name the recipe does use."""
     for name in unused:
@@ -323,6 +343,7 @@ def render(recipe: str, vars: dict[str, str], output_format: str, explain: bool)
         _render_explained(recipe, vars, output_format)
         return
     loaded = _load(recipe, vars)
+    _warn_unused_vars(_unused_vars([loaded], vars))
     masked = mask_secrets(loaded.resolved, loaded.secret_paths)
     if output_format == "json":
         click.echo(json.dumps(masked, indent=2, default=str))
