@@ -118,3 +118,32 @@ def test_an_unused_var_is_a_warning_for_run_and_render(invoke, tmp_path):
         assert result.exit_code == 0, result.output
         assert "warning: --var tabel is not used: no recipe given reads var('tabel')" in result.output
         assert "--var t is" not in result.output
+
+
+def json_lines(output: str) -> list[dict]:
+    import json
+
+    records = [json.loads(line) for line in output.strip().splitlines()]
+    for record in records:
+        assert {"ts", "level"} <= set(record), record
+    return records
+
+
+def test_log_format_json_covers_messages_warnings_and_errors(invoke, tmp_path):
+    good = recipe(tmp_path, "name: g\nsource: {type: memory, table: a}\ndestination: {type: memory, table: b}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\nsource: {type: memory, tabel: a}\ndestination: {type: memory, table: b}\n")
+    records = json_lines(invoke("--log-format", "json", "validate", good, "--var", "x=1").output)
+    assert [(r["level"], r["message"]) for r in records] == [
+        ("info", f"{good}: ok"),
+        ("warning", "--var x is not used: no recipe given reads var('x')"),
+    ]
+    records = json_lines(invoke("--log-format", "json", "validate", bad).output)
+    typo = [r for r in records if r.get("key") == "source.tabel"]
+    assert typo and typo[0]["level"] == "error" and typo[0]["line"] == 2 and "did you mean 'table'" in typo[0]["message"]
+    for args in (["render", bad], ["describe", "memroy"], ["run", bad], ["render", tmp_path / "absent.yaml"]):
+        result = invoke("--log-format", "json", *args)
+        assert result.exit_code == 1
+        assert all(r["level"] == "error" for r in json_lines(result.output)), result.output
+    listed = invoke("--log-format", "json", "list-transforms")
+    assert {row["name"] for row in __import__("json").loads(listed.output)} >= {"cast", "upper"}

@@ -45,13 +45,13 @@ class DataLoaderGroup(click.Group):
         except DataLoaderError as exc:
             _print_traceback_if_debug(ctx)
             for line in str(exc).splitlines() or [type(exc).__name__]:
-                click.echo(f"error: {line}", err=True)
+                _say(line, level="error", err=True, error=type(exc).__name__)
             ctx.exit(1)
         except Exception as exc:
             _print_traceback_if_debug(ctx)
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+            _say(f"unexpected {type(exc).__name__}: {exc}", level="error", err=True, error=type(exc).__name__)
             if not ctx.meta.get("dataloader.debug"):
-                click.echo("rerun with --debug for the traceback", err=True)
+                _say("rerun with --debug for the traceback", err=True)
             ctx.exit(1)
 
 
@@ -61,13 +61,44 @@ def _print_traceback_if_debug(ctx: click.Context) -> None:
 
 
 class _ClickEchoHandler(logging.Handler):
-    """Warnings of dataloader's loggers as ``warning: ...`` lines on stderr."""
+    """Warnings of dataloader's loggers as ``warning: ...`` lines (or JSON objects) on stderr."""
+
+    def __init__(self, level: int, as_json: bool = False) -> None:
+        super().__init__(level)
+        self.as_json = as_json
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+            level = record.levelname.lower()
+            if self.as_json:
+                click.echo(json.dumps({"ts": _timestamp(), "level": level, "logger": record.name,
+                                       "message": record.getMessage()}, default=str), err=True)
+            else:
+                click.echo(f"{level}: {record.getMessage()}", err=True)
         except Exception:  # logging must never break a command
             self.handleError(record)
+
+
+# -- text or JSON lines (--log-format) ------------------------------------------------------
+def _json_logs() -> bool:
+    """Whether the command runs with ``--log-format json``."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get("dataloader.log_format") == "json")
+
+
+def _timestamp() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _say(message: str, *, level: str = "info", err: bool = False, **fields: Any) -> None:
+    """One message: ``level: message`` (info: the message alone) or a JSON object with ts and level."""
+    if _json_logs():
+        record = {"ts": _timestamp(), "level": level, "message": message, **fields}
+        click.echo(json.dumps(record, default=str), err=err)
+    else:
+        click.echo(message if level == "info" else f"{level}: {message}", err=err)
 
 
 class _SkipReported(logging.Filter):
@@ -77,9 +108,9 @@ class _SkipReported(logging.Filter):
         return not record.name.startswith(("dataloader.plugins", "dataloader.recipe"))
 
 
-def _install_logging(ctx: click.Context, debug: bool) -> None:
+def _install_logging(ctx: click.Context, debug: bool, as_json: bool = False) -> None:
     logger = logging.getLogger("dataloader")
-    handler = _ClickEchoHandler(logging.DEBUG if debug else logging.WARNING)
+    handler = _ClickEchoHandler(logging.DEBUG if debug else logging.WARNING, as_json)
     handler.addFilter(_SkipReported())
     previous_level = logger.level
     logger.addHandler(handler)
@@ -122,7 +153,7 @@ def _load(path: str, vars: Mapping[str, str]) -> Recipe:
         warnings.simplefilter("ignore", RecipeWarning)
         recipe = from_yaml(path, vars=dict(vars))
     for note in recipe.warnings:
-        click.echo(f"warning: {note}", err=True)
+        _say(note, level="warning", err=True)
     return recipe
 
 
@@ -145,7 +176,7 @@ def _registry() -> Any:
 
     registry = get_registry()
     for failure in registry.failures:
-        click.echo(f"warning: {failure.describe()}", err=True)
+        _say(failure.describe(), level="warning", err=True)
     return registry
 
 
@@ -153,11 +184,20 @@ def _registry() -> Any:
 @click.group(cls=DataLoaderGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="dataloader")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="DATALOADER_LOG_FORMAT",
+    show_default=True,
+    help="json: every message, warning and error as one JSON object per line, with ts and level.",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, log_format: str) -> None:
     """Declarative extract-load: run YAML recipes that move data between connectors."""
     ctx.meta["dataloader.debug"] = debug
-    _install_logging(ctx, debug)
+    ctx.meta["dataloader.log_format"] = log_format
+    _install_logging(ctx, debug, log_format == "json")
 
 
 # -- run ----------------------------------------------------------------------------------
@@ -168,7 +208,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option("--full-refresh", is_flag=True, help="Ignore saved state and reload everything.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Recipes run in parallel.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="As the global --log-format (json: one JSON object per run event on stdout) [text].",
+)
 def run(
     recipes: tuple[str, ...],
     vars: dict[str, str],
@@ -176,9 +221,10 @@ def run(
     resume: bool,
     full_refresh: bool,
     jobs: int,
-    log_format: str,
+    log_format: str | None,
 ) -> None:
     """Run RECIPES, one after another (or --jobs at a time). Exit 1 if any fails."""
+    log_format = _command_log_format(log_format)
     loaded: list[Recipe] = []
     invalid = False
     for path in recipes:
@@ -187,7 +233,7 @@ def run(
         except DataLoaderError as exc:
             invalid = True
             for line in _problem_lines(path, exc):
-                click.echo(f"error: {line}", err=True)
+                _say(line, level="error", err=True)
     if invalid:
         raise click.exceptions.Exit(1)
     _warn_unused_vars(_unused_vars(loaded, vars))
@@ -221,7 +267,7 @@ def run(
         if error is not None:
             failed = True
             for line in error.splitlines() or [error]:
-                click.echo(f"error: {recipe.name}: {line}", err=True)
+                _say(f"{recipe.name}: {line}", level="error", err=True, recipe=recipe.name)
             if result is not None and log_format != "json":
                 click.echo(_failed_summary(recipe.name, result), err=True)
             continue
@@ -231,6 +277,14 @@ def run(
             click.echo(summary_line(recipe.name, result))
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _command_log_format(given: str | None) -> str:
+    """A command's own ``--log-format`` wins over the global one, for everything it prints."""
+    ctx = click.get_current_context()
+    if given is not None:
+        ctx.meta["dataloader.log_format"] = given
+    return str(ctx.meta.get("dataloader.log_format") or "text")
 
 
 def _failed_summary(name: str, result: Any) -> str:
@@ -289,18 +343,19 @@ def validate(recipes: tuple[str, ...], vars: dict[str, str], allow_missing_env: 
         if checked.ok:
             unused_vars &= set(checked.unused_vars)
         for note in checked.warnings:
-            click.echo(f"warning: {note}", err=True)
+            _say(note, level="warning", err=True)
         if not checked.ok:
             invalid = True
             for problem in checked.problems:
-                click.echo(str(problem))
+                _say(str(problem), level="error", file=problem.file, line=problem.line, key=problem.key)
             continue
         notes = []
         if checked.base:
             notes.append("base recipe, checked as a fragment")
         if checked.placeholders:
             notes.append(f"placeholders for unset {', '.join(checked.placeholders)}")
-        click.echo(f"{path}: ok" + (f" ({'; '.join(notes)})" if notes else ""))
+        _say(f"{path}: ok" + (f" ({'; '.join(notes)})" if notes else ""), file=path, base=checked.base,
+             placeholders=checked.placeholders)
     if not invalid:
         _warn_unused_vars(sorted(unused_vars))
     if invalid:
@@ -329,7 +384,7 @@ def _unused_vars(recipes: Sequence[Recipe], vars: Mapping[str, str]) -> list[str
 def _warn_unused_vars(unused: list[str]) -> None:
     """An unused ``--var`` is usually a typo of a name the recipe does use."""
     for name in unused:
-        click.echo(f"warning: --var {name} is not used: no recipe given reads var('{name}')", err=True)
+        _say(f"--var {name} is not used: no recipe given reads var('{name}')", level="warning", err=True)
 
 
 @cli.command()
@@ -345,7 +400,7 @@ def render(recipe: str, vars: dict[str, str], output_format: str, explain: bool)
     loaded = _load(recipe, vars)
     _warn_unused_vars(_unused_vars([loaded], vars))
     masked = mask_secrets(loaded.resolved, loaded.secret_paths)
-    if output_format == "json":
+    if output_format == "json" or _json_logs():
         click.echo(json.dumps(masked, indent=2, default=str))
     else:
         import yaml
@@ -361,14 +416,14 @@ def _render_explained(recipe: str, vars: dict[str, str], output_format: str) -> 
     _registry()
     checked = check_file(recipe, vars=vars)
     for note in checked.warnings:
-        click.echo(f"warning: {note}", err=True)
+        _say(note, level="warning", err=True)
     if not checked.ok:
         for problem in checked.problems:
-            click.echo(f"error: {problem}", err=True)
+            _say(str(problem), level="error", err=True)
         raise click.exceptions.Exit(1)
     masked = mask_secrets(checked.resolved, checked.secret_paths)
     lines = explain(checked, masked, vars=vars, env=os.environ)
-    if output_format == "json":
+    if output_format == "json" or _json_logs():
         click.echo(json.dumps([line.to_dict() for line in lines], indent=2, default=str))
         return
     for line in lines:
@@ -433,7 +488,7 @@ def show_state(name: str, state_dir: str) -> None:
 
     data = LocalStateBackend(state_dir).load(name)
     if not data:
-        click.echo(f"no state saved for '{name}' in {state_dir}", err=True)
+        _say(f"no state saved for '{name}' in {state_dir}", err=True)
         return
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -449,12 +504,12 @@ def reset_state(name: str, state_dir: str, yes: bool) -> None:
     backend = LocalStateBackend(state_dir)
     path = backend.path_for(name)
     if not path.exists():
-        click.echo(f"no state saved for '{name}' in {state_dir}")
+        _say(f"no state saved for '{name}' in {state_dir}")
         return
     if not yes:
         click.confirm(f"delete the state of '{name}' ({path})?", abort=True)
     backend.delete(name)
-    click.echo(f"deleted the state of '{name}' ({path})")
+    _say(f"deleted the state of '{name}' ({path})")
 
 
 # -- plugin listings ----------------------------------------------------------------------
@@ -491,7 +546,7 @@ def _plain_row(entry: Any) -> dict[str, Any]:
 def _list(kind: str, as_json: bool, columns: list[str]) -> None:
     registry = _registry()
     rows = [(_connector_row if kind == "connector" else _plain_row)(entry) for entry in registry.all(kind)]
-    if as_json:
+    if as_json or _json_logs():
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
@@ -574,7 +629,7 @@ def describe(name: str, kind: str | None, as_json: bool) -> None:
     keys = _config_keys(entry.config)
     info = _connector_row(entry) if entry.kind == "connector" else _plain_row(entry)
     info.pop("options", None)
-    if as_json:
+    if as_json or _json_logs():
         click.echo(json.dumps({**info, "kind": entry.kind, "keys": keys}, indent=2, default=str))
         return
     from rich.console import Console
@@ -667,8 +722,8 @@ def init(directory: Path, force: bool) -> None:
 
     written = scaffold(directory, force=force)
     for path in written:
-        click.echo(f"created {path}")
-    click.echo(f"next: cd {directory} && dataloader run recipes/quickstart.yaml")
+        _say(f"created {path}", path=str(path))
+    _say(f"next: cd {directory} && dataloader run recipes/quickstart.yaml")
 
 
 @cli.command("new-connector")
@@ -689,8 +744,8 @@ def new_connector(name: str, parent: Path | None, force: bool) -> None:
         parent = Path("packages") if Path("packages").is_dir() else Path(".")
     root, written = write_package(name, parent, force=force)
     for path in written:
-        click.echo(f"created {path}")
-    click.echo(f"next: pip install -e '{root}[test]' && pytest {root / 'tests'}")
+        _say(f"created {path}", path=str(path))
+    _say(f"next: pip install -e '{root}[test]' && pytest {root / 'tests'}")
 
 
 # -- runs and check -----------------------------------------------------------------------
@@ -707,7 +762,7 @@ def runs(status: str | None, recipe: str | None, limit: int, history_path: str |
     records = RunHistory(history_path or os.environ.get("DATALOADER_HISTORY") or DEFAULT_PATH).list(
         status=status, recipe=recipe, limit=limit
     )
-    if as_json:
+    if as_json or _json_logs():
         click.echo(json.dumps(records, indent=2, default=str))
         return
     from rich.console import Console
@@ -745,14 +800,14 @@ def check(recipes: tuple[str, ...], vars: dict[str, str]) -> None:
             problems = _problem_lines(path, exc)
             failed = True
             for line in problems:
-                click.echo(f"error: {line}", err=True)
+                _say(line, level="error", err=True)
             continue
         if problems:
             failed = True
             for line in problems:
-                click.echo(f"error: {path}: {line}", err=True)
+                _say(f"{path}: {line}", level="error", err=True)
         else:
-            click.echo(f"{path}: ok")
+            _say(f"{path}: ok", file=path)
     if failed:
         raise click.exceptions.Exit(1)
 

@@ -79,7 +79,13 @@ class JsonReporter:
         self._lock = threading.Lock()
 
     def on_event(self, event: Any) -> None:
-        line = json.dumps(event_to_dict(event), default=str)
+        from datetime import datetime, timezone
+
+        data = event_to_dict(event)
+        failed = data.get("result", {}).get("status") == "failed"
+        level = "warning" if data["kind"] == "warning" else "error" if failed else "info"
+        stamped = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level, **data}
+        line = json.dumps(stamped, default=str)
         with self._lock:
             click.echo(line)
 
