@@ -228,7 +228,8 @@ def test_init_scaffolds_a_project_and_refuses_to_overwrite(invoke, tmp_path):
     assert result.exit_code == 0, result.output
     project = tmp_path / "proj"
     recipe = yaml.safe_load((project / "recipes/quickstart.yaml").read_text())
-    assert recipe["source"] == {"type": "filestore", "path": "data/customers.csv", "format": "csv"}
+    # relative to the recipe file (recipes/), like extends:
+    assert recipe["source"] == {"type": "filestore", "path": "../data/customers.csv", "format": "csv"}
     assert recipe["destination"]["type"] == "duckdb" and recipe["destination"]["write_mode"] == "overwrite"
     assert (project / "data/customers.csv").read_text().startswith("id,first_name")
     assert (project / "README.md").exists()

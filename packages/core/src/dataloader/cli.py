@@ -92,13 +92,14 @@ def _timestamp() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _say(message: str, *, level: str = "info", err: bool = False, **fields: Any) -> None:
-    """One message: ``level: message`` (info: the message alone) or a JSON object with ts and level."""
+def _say(message: str, *, level: str = "info", err: bool = False, labelled: bool = True, **fields: Any) -> None:
+    """One message: ``level: message`` (info, or ``labelled=False``: the message alone) or a JSON
+    object with ts and level."""
     if _json_logs():
         record = {"ts": _timestamp(), "level": level, "message": message, **fields}
         click.echo(json.dumps(record, default=str), err=err)
     else:
-        click.echo(message if level == "info" else f"{level}: {message}", err=err)
+        click.echo(message if level == "info" or not labelled else f"{level}: {message}", err=err)
 
 
 class _SkipReported(logging.Filter):
@@ -347,7 +348,7 @@ def validate(recipes: tuple[str, ...], vars: dict[str, str], allow_missing_env: 
         if not checked.ok:
             invalid = True
             for problem in checked.problems:
-                _say(str(problem), level="error", file=problem.file, line=problem.line, key=problem.key)
+                _say(str(problem), level="error", labelled=False, file=problem.file, line=problem.line, key=problem.key)
             continue
         notes = []
         if checked.base:

@@ -90,6 +90,7 @@ def check_file(
     """Check the recipe at ``path``; never raises :class:`RecipeError`, returns its problems."""
     from dataloader.plugins import get_registry
     from dataloader.recipe.loader import RecipeWarning, read_yaml, resolve_tree
+    from dataloader.recipe.paths import resolve_recipe_paths
     from dataloader.recipe.templates import render_tree
     from dataloader.recipe.validation import validate_tree
 
@@ -119,6 +120,7 @@ def check_file(
     except RecipeError as exc:
         checked.problems = problems_of(exc, str(path))
         return checked
+    rendered = resolve_recipe_paths(rendered, tree.origins, get_registry())
     checked.resolved, checked.secret_paths = rendered, secrets
     checked.placeholders = sorted(set(missing))
     checked.unused_vars = sorted(set(vars or {}) - {name for kind, name in template_names(tree.data) if kind == "var"})
