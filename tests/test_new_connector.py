@@ -7,6 +7,7 @@ pass. Slow (a venv and its installs), so it runs in the ``dist`` tox env.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import venv
 from pathlib import Path
@@ -34,8 +35,9 @@ def test_generated_connector_installs_and_passes_the_contract_suite(tmp_path: Pa
     assert f"created {package / 'tests' / 'test_contract.py'}" in generated.stdout
 
     pip_install(python, f"{package}[test]")
-    listed = subprocess.run([str(dataloader), "list-connectors"], capture_output=True, text=True)
-    assert "parquet_lake" in listed.stdout and "dataloader-connector-parquet-lake" in listed.stdout
+    listed = subprocess.run([str(dataloader), "list-connectors", "--json"], capture_output=True, text=True)
+    found = {row["name"]: row["distribution"] for row in json.loads(listed.stdout)}
+    assert found["parquet_lake"] == "dataloader-connector-parquet-lake"
     tested = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         cwd=package, capture_output=True, text=True, timeout=600,

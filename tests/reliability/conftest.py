@@ -46,3 +46,55 @@ def pg_dsn() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+# -- S3 (moto's server on loopback) ---------------------------------------------------------------
+S3_CREDENTIALS = {"key": "reliability-key-id", "secret": "reliability-secret", "region": "us-east-1"}
+
+
+class S3Place:
+    """A fresh bucket on the moto server, and an s3fs file system to look into it."""
+
+    def __init__(self, endpoint_url: str, bucket: str, fs: object) -> None:
+        self.endpoint_url, self.bucket, self.fs = endpoint_url, bucket, fs
+
+    @property
+    def options(self) -> dict[str, str]:
+        return {"endpoint_url": self.endpoint_url, **S3_CREDENTIALS}
+
+    def url(self, rel: str) -> str:
+        return f"s3://{self.bucket}/{rel}"
+
+    def key(self, rel: str) -> str:
+        return f"{self.bucket}/{rel}"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        _fail_or_skip("moto[server] is not installed")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_place(moto_server: str) -> S3Place:
+    s3fs = pytest.importorskip("s3fs")
+    fs = s3fs.S3FileSystem(
+        key=S3_CREDENTIALS["key"],
+        secret=S3_CREDENTIALS["secret"],
+        endpoint_url=moto_server,
+        client_kwargs={"region_name": "us-east-1"},
+        use_listings_cache=False,
+        skip_instance_cache=True,
+    )
+    bucket = f"dl-rel-{uuid.uuid4().hex[:12]}"
+    fs.call_s3("create_bucket", Bucket=bucket)
+    return S3Place(moto_server, bucket, fs)

@@ -63,12 +63,16 @@ SCENARIOS = [
     Scenario("csv-duckdb-append-checkpointed", "csv", "duckdb", "append", checkpoint_every=2),
     Scenario("csv-postgres-append-checkpointed", "csv", "postgres", "append", checkpoint_every=2),
     Scenario("postgres-postgres-append-checkpointed", "postgres", "postgres", "append", checkpoint_every=2),
+    Scenario("csv-parquet-append", "csv", "parquet", "append"),
+    Scenario("csv-parquet-append-checkpointed", "csv", "parquet", "append", checkpoint_every=BATCH),
+    Scenario("postgres-parquet-append-checkpointed", "postgres", "parquet", "append", checkpoint_every=BATCH),
+    Scenario("csv-s3parquet-append-checkpointed", "csv", "s3parquet", "append", checkpoint_every=BATCH),
 ]
 
 
 class Harness:
-    def __init__(self, scenario: Scenario, root: Path, dataloader_bin: str, pg_dsn: str | None) -> None:
-        self.s, self.root, self.bin, self.dsn = scenario, root, dataloader_bin, pg_dsn
+    def __init__(self, scenario: Scenario, root: Path, dataloader_bin: str, pg_dsn: str | None, s3: Any = None) -> None:
+        self.s, self.root, self.bin, self.dsn, self.s3 = scenario, root, dataloader_bin, pg_dsn, s3
         self.csv = root / "source.csv"
         write_csv(self.csv)
         if scenario.source == "postgres" or scenario.destination == "postgres":
@@ -115,6 +119,10 @@ class Harness:
             }
         if self.s.destination == "duckdb":
             destination: dict[str, Any] = {"type": "duckdb", "database": str(work / "target.duckdb"), "table": "main.fault_target"}
+        elif self.s.destination == "parquet":
+            destination = {"type": "filestore", "path": str(work / "dataset"), "format": "parquet", "max_rows_per_file": 500}
+        elif self.s.destination == "s3parquet":
+            destination = {"type": "filestore", "path": self.s3.url(work.name), "format": "parquet", "max_rows_per_file": 500, **self.s3.options}
         else:
             destination = {"type": "postgres", "dsn": self.dsn, "table": "public.fault_target"}
         destination["write_mode"] = self.s.mode
@@ -146,6 +154,8 @@ class Harness:
         )
 
     def target_rows(self, work: Path) -> list[tuple[int, str, int]]:
+        if self.s.destination in ("parquet", "s3parquet"):
+            return self._dataset_rows(work)
         if self.s.destination == "duckdb":
             import duckdb
 
@@ -158,6 +168,26 @@ class Harness:
         con.close()
         return rows
 
+    def _dataset_rows(self, work: Path) -> list[tuple[int, str, int]]:
+        """Every row of every part the manifest lists (a part listed twice counts twice)."""
+        import pyarrow.parquet as pq
+
+        if self.s.destination == "parquet":
+            root, opener = str(work / "dataset"), open
+        else:
+            root, opener = self.s3.key(work.name), self.s3.fs.open
+        try:
+            with opener(f"{root}/_dataloader_manifest.json", "rb") as handle:
+                manifest = json.loads(handle.read())
+        except FileNotFoundError:
+            return []
+        rows: list[tuple[int, str, int]] = []
+        for part in manifest.get("parts") or []:
+            with opener(f"{root}/{part['name']}", "rb") as handle:
+                table = pq.read_table(handle)
+            rows.extend(zip(table.column("id").to_pylist(), table.column("name").to_pylist(), table.column("updated").to_pylist(), strict=True))
+        return rows
+
     def state(self, work: Path, recipe: Path) -> dict[str, Any]:
         name = json.loads(recipe.read_text())["name"]
         return json.loads((work / "state" / f"{name}.json").read_text())
@@ -166,7 +196,8 @@ class Harness:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=repr)
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(scenario: Scenario, tmp_path: Path, dataloader_bin: str, request: pytest.FixtureRequest) -> None:
     dsn = request.getfixturevalue("pg_dsn") if "postgres" in scenario.name else None
-    harness = Harness(scenario, tmp_path, dataloader_bin, dsn)
+    s3 = request.getfixturevalue("s3_place") if scenario.destination == "s3parquet" else None
+    harness = Harness(scenario, tmp_path, dataloader_bin, dsn, s3)
     expected = Counter(source_rows())
 
     probe = harness.fresh("probe")

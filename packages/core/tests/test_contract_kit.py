@@ -17,10 +17,12 @@ from dataloader import hookimpl
 from dataloader.batch import Batch
 from dataloader.config import ConnectorConfig
 from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
+from dataloader.run.ledger import CommitRecord
 from dataloader.state import State
 from dataloader.testing import ConnectorContractSuite
 
 SHELF: dict[str, pa.Table] = {}
+RECORDS: dict[str, dict[str, Any]] = {}
 
 
 class ShelfConfig(ConnectorConfig):
@@ -34,6 +36,7 @@ class ShelfConnector(BaseConnector):
         write_modes=frozenset({"append", "overwrite", "merge"}),
         incremental_strategies=frozenset({"cursor"}),
         transactional=True,
+        commits_state=True,
         types=frozenset(TYPE_FAMILIES),
     )
 
@@ -55,6 +58,8 @@ class ShelfConnector(BaseConnector):
         self.staged.append(batch.to_arrow())
 
     def commit(self, state: State) -> None:
+        record = CommitRecord.for_commit(self.context.recipe_name, self.context.run_id, state, self.context.extras.get("published"))
+        RECORDS[f"{self.config.name}/{self.context.recipe_name}"] = record.to_dict()
         if not self.staged:
             return
         new = pa.Table.from_batches(self.staged)
@@ -75,6 +80,9 @@ class ShelfConnector(BaseConnector):
     def abort(self) -> None:
         self.staged = []
 
+    def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
+        return RECORDS.get(f"{self.config.name}/{recipe_name}")
+
 
 class ShelfPlugin:
     @hookimpl
@@ -83,8 +91,12 @@ class ShelfPlugin:
 
 
 class ShelfTarget:
+    #: The shelf lives in this process only.
+    out_of_process = False
+
     def __init__(self) -> None:
         SHELF.clear()
+        RECORDS.clear()
 
     def source_section(self, table: pa.Table) -> dict[str, Any]:
         SHELF["source"] = table

@@ -37,6 +37,7 @@ class DuckDBConnector(BaseConnector):
         write_modes=frozenset({"append", "overwrite", "merge"}),
         incremental_strategies=frozenset({"cursor"}),
         transactional=True,
+        commits_state=True,
         types=frozenset(TYPE_FAMILIES) - {"json"},  # JSON text stays VARCHAR
         preserves_types=True,
         notes=("merge replaces the whole row of a matching key; NULL keys match each other",),

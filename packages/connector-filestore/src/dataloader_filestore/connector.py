@@ -28,6 +28,7 @@ class FilestoreConnector(BaseConnector):
         write_modes=frozenset({"append", "overwrite"}),
         incremental_strategies=frozenset({"modified_time"}),
         transactional=True,
+        commits_state=True,
         types=frozenset(TYPE_FAMILIES),
         preserves_types=True,
         notes=(

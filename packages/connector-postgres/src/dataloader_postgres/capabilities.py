@@ -10,6 +10,7 @@ CAPABILITIES = Capabilities(
     write_modes=frozenset({"append", "overwrite", "merge"}),
     incremental_strategies=frozenset({"cursor"}),
     transactional=True,
+    commits_state=True,
     # int8 is written as smallint and reads back as int16, so it is not claimed.
     types=frozenset(TYPE_FAMILIES) - {"int8"},
     preserves_types=True,

@@ -7,7 +7,7 @@ small tests and simple plugins, and are deliberately not used on any hot path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -138,4 +138,47 @@ def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([], type=field.type) for field in schema], schema=schema)
 
 
-__all__ = ["Batch", "DictBatch"]
+def rechunk(batches: Iterator[Batch], size: int) -> Iterator[Batch]:
+    """Re-cut batches to ``size`` rows: big ones are sliced, small ones are joined, all without copying.
+
+    Batches join only while they share a schema and metadata (rows of one file stay together so a
+    row number can name its file).
+    """
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    pending_meta: dict[str, Any] = {}
+
+    def flush() -> Iterator[Batch]:
+        nonlocal pending, pending_rows
+        if not pending:
+            return
+        # Several pieces stay pieces (no copy): Batch joins them only if someone asks for one record batch.
+        joined = pending[0] if len(pending) == 1 else pa.Table.from_batches(pending)
+        pending, pending_rows = [], 0
+        yield Batch(joined, dict(pending_meta))
+
+    for batch in batches:
+        if batch.row_count == 0:
+            continue
+        if pending and (batch.schema != pending[0].schema or _identity(batch.metadata) != _identity(pending_meta)):
+            yield from flush()
+        for data in batch.to_arrow_chunks():
+            if not pending:
+                pending_meta = dict(batch.metadata)
+                pending_meta.pop("row_offset", None)
+            start = 0
+            while start < data.num_rows:
+                take = min(size - pending_rows, data.num_rows - start)
+                pending.append(data.slice(start, take))
+                pending_rows += take
+                start += take
+                if pending_rows >= size:
+                    yield from flush()
+    yield from flush()
+
+
+def _identity(metadata: dict[str, Any]) -> Any:
+    return metadata.get("file")
+
+
+__all__ = ["Batch", "DictBatch", "rechunk"]

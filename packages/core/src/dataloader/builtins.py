@@ -1,4 +1,4 @@
-"""The core's own plugin: built-in transforms and the local state backend.
+"""The core's own plugin: built-in transforms, quality checks, the local state backend and executor.
 
 Registered through the same hooks a third-party plugin uses.
 """
@@ -28,3 +28,10 @@ def register_quality_checks(register):  # type: ignore[no-untyped-def]
 
     for name, factory, config in BUILTIN_CHECKS:
         register(name, factory, config=config)
+
+
+@hookimpl
+def register_executors(register):  # type: ignore[no-untyped-def]
+    from dataloader.run.executors import LocalExecutor, LocalExecutorConfig
+
+    register("local", LocalExecutor, config=LocalExecutorConfig)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dataloader import __version__
-from dataloader.errors import DataLoaderError
+from dataloader.errors import DataLoaderError, RunInterrupted
 
 if TYPE_CHECKING:
     from dataloader.recipe import Recipe
@@ -206,7 +206,11 @@ def cli(ctx: click.Context, debug: bool, log_format: str) -> None:
 @click.argument("recipes", nargs=-1, required=True)
 @_var_option
 @click.option("--state-dir", default=None, help="Folder of the local state backend [env DATALOADER_STATE_DIR; .state].")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="No longer needed: an interrupted run always resumes after its last checkpoint (kept so old scripts work).",
+)
 @click.option("--full-refresh", is_flag=True, help="Ignore saved state and reload everything.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Recipes run in parallel.")
 @click.option(
@@ -238,6 +242,10 @@ def run(
     if invalid:
         raise click.exceptions.Exit(1)
     _warn_unused_vars(_unused_vars(loaded, vars))
+    if resume:
+        _say("--resume is no longer needed: an interrupted run always resumes after its last checkpoint",
+             level="warning", err=True)
+    _stop_on_sigterm()
 
     from dataloader.console import choose_reporter, summary_line
 
@@ -252,7 +260,11 @@ def run(
             result = run_recipe(recipe, backend, resume=resume, full_refresh=full_refresh, on_event=reporter.on_event)
             return recipe, result, None
         except DataLoaderError as exc:
+            if isinstance(exc, RunInterrupted):
+                interrupted.append(exc.exit_code)
             return recipe, exc.context.get("result"), str(exc)
+
+    interrupted: list[int] = []
 
     try:
         if jobs > 1 and len(loaded) > 1:
@@ -276,6 +288,8 @@ def run(
             failed = True
         if log_format != "json":
             click.echo(summary_line(recipe.name, result))
+    if interrupted:
+        raise click.exceptions.Exit(max(interrupted))
     if failed:
         raise click.exceptions.Exit(1)
 
@@ -297,26 +311,27 @@ def _failed_summary(name: str, result: Any) -> str:
     return line[: -len(f": {error}")] if error and line.endswith(f": {error}") else line
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds a run like Ctrl-C: it rolls back, is recorded as interrupted, and exits 143."""
+    import signal
+    import threading
+
+    from dataloader.errors import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def state_backend_for(recipe: Recipe, state_dir: str | None) -> Any:
-    """The state backend a run uses.
+    """The state backend a run uses (see ``dataloader.run.plan.resolve_state_backend``)."""
+    from dataloader.run.plan import resolve_state_backend
 
-    A recipe's ``state.backend`` other than ``local`` is built from its plugin. For the local
-    backend the folder is, first found: ``--state-dir``, the recipe's ``state.state_dir``,
-    ``DATALOADER_STATE_DIR``, ``.state``.
-    """
-    from dataloader.state import LocalStateBackend
-
-    section = recipe.state
-    if section is not None and section.backend != "local":
-        from dataloader.plugins import get_registry
-
-        return get_registry().get("state_backend", section.backend).build(section.config)
-    directory = state_dir
-    if directory is None and section is not None:
-        directory = section.options.get("state_dir")
-    if directory is None:
-        directory = os.environ.get("DATALOADER_STATE_DIR") or DEFAULT_STATE_DIR
-    return LocalStateBackend(directory)
+    return resolve_state_backend(recipe, state_dir)
 
 
 # -- validate / render --------------------------------------------------------------------
@@ -611,11 +626,18 @@ def list_state_backends(as_json: bool) -> None:
     _list("state_backend", as_json, ["name", "distribution", "version", "options"])
 
 
+@cli.command("list-executors")
+@_json_option
+def list_executors(as_json: bool) -> None:
+    """Installed executors (runtime.executor selects one; local is built in)."""
+    _list("executor", as_json, ["name", "distribution", "version", "options"])
+
+
 @cli.command()
 @click.argument("name")
 @click.option(
     "--kind",
-    type=click.Choice(["connector", "transform", "format", "state_backend", "quality_check"]),
+    type=click.Choice(["connector", "transform", "format", "state_backend", "quality_check", "executor"]),
     default=None,
     help="Which kind of plugin NAME is [the first kind that has it, connectors first].",
 )

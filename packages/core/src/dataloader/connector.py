@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from dataloader.batch import Batch
     from dataloader.config import ConnectorConfig
+    from dataloader.run.ledger import LeaseHolder
     from dataloader.state import State
 
 #: Families of Arrow types a connector may claim to round-trip; the contract test kit tests each
@@ -69,6 +70,11 @@ class Capabilities:
     write_modes: frozenset[str] = frozenset()
     incremental_strategies: frozenset[str] = frozenset()
     transactional: bool = False
+    #: The destination stores the run's commit record inside its own commit (``CommitsState``);
+    #: checkpointing and resume need it.
+    commits_state: bool = False
+    #: The destination can hold a per-recipe lock for the whole run (``LocksRecipe``).
+    locks: bool = False
     types: frozenset[str] = frozenset()
     #: Whether a written column keeps its exact Arrow type when read back (False for CSV, say).
     preserves_types: bool = True
@@ -85,6 +91,8 @@ class Capabilities:
             "write_modes": sorted(self.write_modes),
             "incremental": sorted(self.incremental_strategies),
             "transactional": self.transactional,
+            "commits_state": self.commits_state,
+            "locks": self.locks,
             "types": sorted(self.types),
         }
 
@@ -108,6 +116,88 @@ class Connector(Protocol):
     def read_batches(self, state: State) -> Iterable[Batch]: ...
 
     def write_batch(self, batch: Batch, state: State) -> None: ...
+
+
+# -- the optional members the engine relies on, each a typed protocol --------------------------
+@runtime_checkable
+class Transactional(Protocol):
+    """A destination whose writes are transactions.
+
+    The engine may call ``begin``/``commit`` several times in one run (once per checkpoint); each
+    commit is one transaction, and names it creates (files, parts) stay unique across them. A
+    destination that also ``CommitsState`` writes ``CommitRecord.for_commit(context.recipe_name,
+    context.run_id, state, context.extras.get("published"))`` inside each commit.
+    """
+
+    def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None: ...
+
+    def commit(self, state: State) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+@runtime_checkable
+class CommitsState(Protocol):
+    """A destination that stores the commit record inside its own commit.
+
+    ``load_committed_state`` is called after ``open()`` and returns what is *committed*
+    (``CommitRecord.to_dict()``: ``recipe_name``, ``run_id``, ``state``, ``published``,
+    ``committed_at``), or None when the recipe never committed here.
+    """
+
+    def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class LocksRecipe(Protocol):
+    """A destination that can hold a per-recipe lock for a whole run (an advisory lock, a lock file).
+
+    ``acquire_lock`` never waits: it raises :class:`~dataloader.errors.LeaseHeldError` naming the
+    other holder when one is live, and takes over the lock of a holder that is gone.
+    """
+
+    def acquire_lock(self, recipe_name: str, holder: LeaseHolder) -> None: ...
+
+    def release_lock(self, recipe_name: str) -> None: ...
+
+
+@runtime_checkable
+class Fingerprints(Protocol):
+    """A source that can say whether what it would read has changed (a resumed run compares)."""
+
+    def fingerprint(self, state: State) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ChecksSchema(Protocol):
+    """A destination that can say, before anything is written, whether a schema fits it."""
+
+    def check_schema(self, schema: pa.Schema) -> list[str]: ...
+
+
+@runtime_checkable
+class Estimates(Protocol):
+    """A source that can estimate how many rows it will read (for progress)."""
+
+    def estimate_total_records(self, state: State) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A small, serialisable description of one part of a source's read (a key range, a file)."""
+
+    name: str
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Partitions(Protocol):
+    """A source that can split its read into partitions; an executor decides how to run them."""
+
+    def partitions(self, state: State) -> list[Partition]: ...
+
+    def read_partition(self, partition: Partition, state: State) -> Iterable[Batch]: ...
+
 
 
 class BaseConnector:
@@ -157,4 +247,18 @@ class BaseConnector:
         return None
 
 
-__all__ = ["Capabilities", "Connector", "BaseConnector", "RunContext", "TYPE_FAMILIES"]
+__all__ = [
+    "Capabilities",
+    "Connector",
+    "BaseConnector",
+    "RunContext",
+    "TYPE_FAMILIES",
+    "Transactional",
+    "CommitsState",
+    "LocksRecipe",
+    "Fingerprints",
+    "ChecksSchema",
+    "Estimates",
+    "Partition",
+    "Partitions",
+]

@@ -89,6 +89,21 @@ def register_quality_checks(register: Register) -> None:
 
 
 @hookspec
+def register_executors(register: Register) -> None:
+    """Register executors: what runs a recipe's pipeline (read, transform, check) for the engine.
+
+    ``register("dask", DaskExecutor, config=DaskExecutorConfig)``. The recipe selects one with
+    ``runtime.executor``; the other keys of its ``runtime`` section that the core does not know are
+    validated by the executor's ``config`` model. The built-in ``local`` executor runs everything in
+    this process. An executor implements ``dataloader.run.executors.Executor``:
+    ``run(job: Job) -> None``, where the job hands out the source's partitions, turns a partition
+    into ready batches (``job.process(partition)``, safe to call on another machine from the
+    recipe alone) and writes batches through the one commit protocol (``job.write(batch)``, on
+    the driver).
+    """
+
+
+@hookspec
 def run_started(run: Any) -> None:
     """Called when a run starts; ``run`` has ``run_id``, ``recipe`` and ``started_at``."""
 

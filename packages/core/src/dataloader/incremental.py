@@ -4,11 +4,17 @@ Sources read ``cursor_column >= last_high_water`` (inclusive), because rows that
 high-water value may be committed after the previous run read it. Inclusive reads would load the
 rows at the boundary twice, so the previous run also stored the keys of the rows it loaded at the
 high-water value; :class:`CursorTracker` drops exactly those, and records the keys at the new
-high-water value for the next run. Keys are the ``primary_key`` columns, or the whole row.
+high-water value for the next run.
+
+Keys are the ``primary_key`` columns. Without a primary key a row is its own key, stored as a
+short digest so that state stays small whatever the rows hold; more than :data:`MAX_ROW_TIES` rows
+at the high-water value without a key is an error that asks for ``primary_key`` (a state that grows
+with the data would fail the commit that stores it).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pyarrow as pa
@@ -19,6 +25,19 @@ from dataloader.state import State
 
 _SEP = "\x1f"
 _NULL = "\x00"
+#: Rows sharing the high-water value that a recipe without ``primary_key`` may have.
+MAX_ROW_TIES = 10_000
+#: How keys of whole rows are stored: a digest of the row.
+ROW_DIGEST = "row-digest"
+
+
+def row_digests(keys: pa.Array) -> pa.Array:
+    """Short digests of whole-row keys (only rows at the high-water value get here)."""
+    # A Python loop, but over tied rows only, and Arrow has no public hash kernel to do it for us.
+    return pa.array(
+        [hashlib.blake2b(k.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest() for k in keys.to_pylist()],
+        pa.string(),
+    )
 
 
 def row_keys(data: pa.RecordBatch, columns: list[str]) -> pa.Array:
@@ -48,12 +67,18 @@ class CursorTracker:
         self.key_columns = key_columns
         self.start = state.cursor_value(column, initial_value)
         self.seen = state.boundary_keys(column) if column in state.cursor_values else set()
+        mark = state.watermarks.get(column) or {}
+        # State written before digests keeps whole-row keys until the high-water value moves on.
+        self.legacy_rows = not key_columns and bool(self.seen) and mark.get("key_form") != ROW_DIGEST
         self.high = self.start
         self.keys_at_high: set[str] = set(self.seen)
         self.rows_skipped = 0
 
-    def _keys(self, data: pa.RecordBatch) -> pa.Array:
-        return row_keys(data, self.key_columns or list(data.schema.names))
+    def _keys(self, data: pa.RecordBatch, *, legacy: bool = False) -> pa.Array:
+        keys = row_keys(data, self.key_columns or list(data.schema.names))
+        if self.key_columns or legacy:
+            return keys
+        return row_digests(keys)
 
     def _check_column(self, data: pa.RecordBatch) -> pa.Array:
         if self.column not in data.schema.names:
@@ -89,8 +114,10 @@ class CursorTracker:
         at_start = pc.fill_null(pc.equal(column, self._scalar(self.start, column.type)), False)
         if not pc.any(at_start).as_py():
             return data
-        already = pc.is_in(self._keys(data), value_set=pa.array(sorted(self.seen), pa.string()))
-        drop = pc.and_(at_start, already)
+        candidates = data.filter(at_start)
+        already = pc.is_in(self._keys(candidates, legacy=self.legacy_rows), value_set=pa.array(sorted(self.seen), pa.string()))
+        # Scatter the verdicts on the rows at the boundary back over the whole batch.
+        drop = pc.replace_with_mask(pa.array([False] * data.num_rows, pa.bool_()), at_start, already)
         keep = pc.invert(drop)
         self.rows_skipped += data.num_rows - pc.sum(keep.cast(pa.int64())).as_py()
         return data.filter(keep)
@@ -104,16 +131,26 @@ class CursorTracker:
         if self.high is not None and batch_max < self.high:
             return
         at_max = pc.fill_null(pc.equal(column, self._scalar(batch_max, column.type)), False)
-        keys = self._keys(data.filter(at_max)).to_pylist()
+        same_as_start = self.high == self.start and batch_max == self.start
+        keys = self._keys(data.filter(at_max), legacy=self.legacy_rows and same_as_start).to_pylist()
         if self.high is None or batch_max > self.high:
             self.high = batch_max
             self.keys_at_high = set(keys)
+            self.legacy_rows = False
         else:
             self.keys_at_high.update(keys)
+        if not self.key_columns and len(self.keys_at_high) > MAX_ROW_TIES:
+            raise EngineError(
+                f"more than {MAX_ROW_TIES:,} rows share the cursor value {self.high!r} of '{self.column}', and "
+                "without source.incremental.primary_key each of them would be remembered in the state; "
+                "set primary_key to the column(s) that identify a row",
+                column=self.column,
+            )
 
     def save_to(self, state: State) -> None:
         if self.high is not None:
-            state.set_cursor(self.column, self.high, boundary_keys=sorted(self.keys_at_high))
+            form = None if self.key_columns or self.legacy_rows else ROW_DIGEST
+            state.set_cursor(self.column, self.high, boundary_keys=sorted(self.keys_at_high), key_form=form)
 
 
 __all__ = ["CursorTracker", "row_keys"]

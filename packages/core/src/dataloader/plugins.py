@@ -45,6 +45,7 @@ KINDS: dict[str, str] = {
     "format": "register_formats",
     "state_backend": "register_state_backends",
     "quality_check": "register_quality_checks",
+    "executor": "register_executors",
 }
 KIND_LABELS = {
     "connector": "connector",
@@ -52,6 +53,7 @@ KIND_LABELS = {
     "format": "format",
     "state_backend": "state backend",
     "quality_check": "quality check",
+    "executor": "executor",
 }
 
 

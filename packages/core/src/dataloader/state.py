@@ -16,12 +16,15 @@ import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from dataloader import faults
-from dataloader.errors import StateError
+from dataloader.errors import LeaseHeldError, StateError
+
+if TYPE_CHECKING:
+    from dataloader.run.ledger import LeaseHolder
 
 STATE_FORMAT_VERSION = 1
 
@@ -78,16 +81,50 @@ class State:
         kind = (self.watermarks.get(column) or {}).get("kind")
         return decode_value(self.cursor_values[column], kind)
 
-    def set_cursor(self, column: str, value: Any, *, boundary_keys: list[str] | None = None) -> None:
+    def set_cursor(
+        self, column: str, value: Any, *, boundary_keys: list[str] | None = None, key_form: str | None = None
+    ) -> None:
         encoded, kind = encode_value(value)
         self.cursor_values[column] = encoded
         mark = dict(self.watermarks.get(column) or {})
         mark["kind"] = kind
-        mark["boundary_keys"] = sorted(boundary_keys or [])
+        keys = sorted(boundary_keys or [])
+        mark.pop("boundary_keys_z", None)
+        if len(keys) > PACK_KEYS_OVER:
+            mark["boundary_keys"] = []
+            mark["boundary_keys_z"] = pack_keys(keys)
+        else:
+            mark["boundary_keys"] = keys
+        if key_form:
+            mark["key_form"] = key_form
+        else:
+            mark.pop("key_form", None)
         self.watermarks[column] = mark
 
     def boundary_keys(self, column: str) -> set[str]:
-        return set((self.watermarks.get(column) or {}).get("boundary_keys") or [])
+        mark = self.watermarks.get(column) or {}
+        if mark.get("boundary_keys_z"):
+            return set(unpack_keys(mark["boundary_keys_z"]))
+        return set(mark.get("boundary_keys") or [])
+
+
+#: Above this many boundary keys the state stores them compressed (sorted keys compress well).
+PACK_KEYS_OVER = 1_000
+
+
+def pack_keys(keys: list[str]) -> str:
+    import base64
+    import zlib
+
+    return base64.b64encode(zlib.compress("\x1e".join(keys).encode("utf-8", "surrogatepass"), 9)).decode("ascii")
+
+
+def unpack_keys(packed: str) -> list[str]:
+    import base64
+    import zlib
+
+    text = zlib.decompress(base64.b64decode(packed)).decode("utf-8", "surrogatepass")
+    return text.split("\x1e") if text else []
 
 
 def encode_value(value: Any) -> tuple[Any, str]:
@@ -137,6 +174,33 @@ class StateBackend(Protocol):
     def load(self, recipe_name: str) -> dict[str, Any]: ...
 
     def save(self, recipe_name: str, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Lease(Protocol):
+    """A held lease: the run renews it while it runs and releases it at the end."""
+
+    holder: LeaseHolder
+
+    def renew(self) -> None:
+        """Extend the lease; raise ``LeaseLostError`` if another run has taken it."""
+        ...
+
+    def release(self) -> None:
+        """Give the lease up (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class LeasingBackend(Protocol):
+    """A state backend that holds the per-recipe lease keeping two runs of a recipe apart.
+
+    ``acquire_lease`` never waits: it raises :class:`~dataloader.errors.LeaseHeldError` naming the
+    holder when a live lease exists, and takes over one that expired (``ttl_s`` passed without a
+    renewal) or whose holder is a dead process on this host.
+    """
+
+    def acquire_lease(self, recipe_name: str, holder: LeaseHolder, ttl_s: float) -> Lease: ...
 
 
 class LocalStateConfig(BaseModel):
@@ -212,6 +276,11 @@ class LocalStateBackend:
                 except OSError:
                     pass
 
+    def acquire_lease(self, recipe_name: str, holder: LeaseHolder, ttl_s: float = 120.0) -> Lease:
+        """Hold ``<state_dir>/<recipe>.lock`` for the run (``flock``: a dead process holds nothing)."""
+        self.path_for(recipe_name)  # validates the name
+        return _acquire_file_lease(self.state_dir, recipe_name, holder)
+
     def delete(self, recipe_name: str) -> bool:
         """Forget a recipe's state; returns whether there was any."""
         path = self.path_for(recipe_name)
@@ -223,6 +292,66 @@ class LocalStateBackend:
             raise StateError(f"cannot delete state file {path}: {exc.strerror or exc}", path=str(path)) from exc
         _fsync_dir(self.state_dir)
         return True
+
+
+class _FileLease:
+    """A lease held as an exclusive ``flock`` on ``<state_dir>/<recipe>.lock``.
+
+    The kernel drops the lock when its process dies, so a killed run never leaves a stale lease;
+    the file's content (the holder) is only there to tell the next run who is running.
+    """
+
+    def __init__(self, fd: int, path: Path, holder: LeaseHolder) -> None:
+        self._fd: int | None = fd
+        self.path = path
+        self.holder = holder
+
+    def renew(self) -> None:
+        """A flock does not expire; nothing to renew."""
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass
+        os.close(fd)  # closing drops the flock
+
+
+def _acquire_file_lease(state_dir: Path, recipe_name: str, holder: LeaseHolder) -> _FileLease:
+    import fcntl
+
+    from dataloader.run.ledger import LeaseHolder as Holder
+
+    path = state_dir / f"{recipe_name}.lock"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot open the lease file {path}: {exc.strerror or exc}", path=str(path)) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            other = Holder.from_dict(json.loads(os.pread(fd, 4096, 0) or b"{}"))
+        except (OSError, ValueError):
+            other = None
+        os.close(fd)
+        raise LeaseHeldError(
+            recipe_name,
+            other,
+            where=str(path),
+            hint="wait for it to finish (the lock is released the moment that process exits, also when it is killed)",
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise StateError(f"cannot lock the lease file {path}: {exc.strerror or exc}", path=str(path)) from exc
+    payload = json.dumps(holder.to_dict()).encode("utf-8")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, payload, 0)
+    return _FileLease(fd, path, holder)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -238,4 +367,4 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["State", "StateBackend", "LocalStateBackend", "LocalStateConfig", "encode_value", "decode_value"]
+__all__ = ["State", "StateBackend", "Lease", "LeasingBackend", "LocalStateBackend", "LocalStateConfig", "encode_value", "decode_value"]

@@ -62,12 +62,20 @@ class RuntimeConfig(ConfigModel):
     parallelism: int = Field(default=1, ge=1)
     #: Batches buffered between the reader thread and the writer: bounds memory.
     queue_size: int = Field(default=4, ge=1)
+    #: Commit what was loaded every this many source rows (at the next batch boundary), so a long
+    #: run that dies resumes after its last checkpoint. Needs a destination that commits state.
     checkpoint_every: int | None = Field(default=None, gt=0)
+    #: How long the recipe's lease lasts without renewal (the run renews it every third of this).
+    lease_ttl_s: float = Field(default=120.0, gt=0)
     retries: RetryConfig = Field(default_factory=RetryConfig)
     max_failed_rows: int | None = Field(default=None, ge=0)
     max_failed_ratio: float | None = Field(default=None, ge=0, le=1)
     #: Where rejected rows go: a local path or any fsspec URL; ``{recipe}`` and ``{run_id}`` fill in.
     dead_letter_path: str = "errors/{recipe}/{run_id}.jsonl"
+    #: Which registered executor runs the pipeline (``list-executors``); its own keys sit beside this.
+    executor: str = "local"
+    #: The executor's validated options (the runtime keys its config model took); set by validation.
+    executor_config: Any = Field(default=None, exclude=True)
 
 
 class StateConfig(BaseModel):

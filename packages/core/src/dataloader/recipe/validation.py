@@ -69,7 +69,7 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
         if config is not None:
             fields[role] = config
     fields["transform"] = _transform(tree.get("transform"), registry, problems)
-    fields["runtime"] = _model(RuntimeConfig, tree.get("runtime"), "runtime", problems)
+    fields["runtime"] = _runtime(tree.get("runtime"), registry, problems)
     runtime, destination = fields["runtime"], fields.get("destination")
     if runtime is not None and runtime.checkpoint_every and getattr(destination, "write_mode", None) == "overwrite":
         problems.add(
@@ -77,6 +77,7 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
             "an overwrite publishes all rows at once, so it cannot checkpoint; use write_mode append or merge, "
             "or remove checkpoint_every",
         )
+    _check_checkpoints(tree, runtime, registry, problems)
     checks = tree.get("quality_checks", [])
     if checks is None:
         checks = []
@@ -91,6 +92,51 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
     if tree.get("state") is not None:
         fields["state"] = _state(tree["state"], registry, problems)
     return fields, problems
+
+
+def _runtime(section: Any, registry: Registry, problems: Problems) -> RuntimeConfig | None:
+    """The core's runtime keys, plus the selected executor's own keys checked by its config model."""
+    if not isinstance(section, dict):
+        return _model(RuntimeConfig, section, "runtime", problems)
+    known = set(RuntimeConfig.model_fields) - {"executor_config"}
+    core = {k: v for k, v in section.items() if k in known}
+    rest = {k: v for k, v in section.items() if k not in known}
+    name = core.get("executor", "local")
+    executor_config = None
+    try:
+        registration = registry.get("executor", str(name))
+    except PluginError as exc:
+        problems.add("runtime.executor", str(exc))
+        registration = None
+    if registration is not None and isinstance(registration.config, type) and issubclass(registration.config, BaseModel):
+        executor_config = _model(registration.config, rest, "runtime", problems)
+    elif rest:
+        core.update(rest)  # no model to check them: RuntimeConfig reports them as unknown keys
+    runtime = _model(RuntimeConfig, core, "runtime", problems)
+    if runtime is not None:
+        runtime.executor_config = executor_config
+    return runtime
+
+
+def _check_checkpoints(tree: dict[str, Any], runtime: Any, registry: Registry, problems: Problems) -> None:
+    """Checkpoints and resume need a destination that stores its commit record with the rows."""
+    if runtime is None or not runtime.checkpoint_every:
+        return
+    kind = (tree.get("destination") or {}).get("type") if isinstance(tree.get("destination"), dict) else None
+    if not isinstance(kind, str):
+        return
+    try:
+        factory = registry.get("connector", kind).factory
+    except PluginError:
+        return
+    caps = getattr(factory, "capabilities", None)
+    commits = (isinstance(caps, Capabilities) and caps.commits_state) or callable(getattr(factory, "load_committed_state", None))
+    if not commits:
+        problems.add(
+            "runtime.checkpoint_every",
+            f"destination '{kind}' cannot store its commit state with the rows, so a checkpointed run could not "
+            "resume without losing or duplicating rows; remove checkpoint_every",
+        )
 
 
 def _connector(tree: dict[str, Any], role: str, registry: Registry, problems: Problems) -> ConnectorConfig | None:

@@ -27,6 +27,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -35,16 +40,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from dataloader import faults
 from dataloader.batch import Batch
 from dataloader.config import ConnectorConfig
 from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
-from dataloader.errors import ConnectorError, DataLoaderError
+from dataloader.errors import ConnectorError, DataLoaderError, EngineError, LeaseHeldError, TransientConnectorError
 from dataloader.hookspecs import hookimpl
 from dataloader.plugins import PluginHost, use_host
+from dataloader.run.ledger import CommitRecord, LeaseHolder
 from dataloader.state import LocalStateBackend, State
 
+#: The commit records ``contract_memory`` stores with its tables, by (table, recipe name).
+MEMORY_RECORDS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+class _Tables(dict):  # type: ignore[type-arg]
+    """The memory tables; clearing them clears the commit records stored with them too."""
+
+    def clear(self) -> None:
+        super().clear()
+        MEMORY_RECORDS.clear()
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        for key in [k for k in MEMORY_RECORDS if k[0] == name]:
+            del MEMORY_RECORDS[key]
+
+
 #: Tables the ``contract_memory`` connector reads from and commits to, by name.
-MEMORY_TABLES: dict[str, pa.Table] = {}
+MEMORY_TABLES: dict[str, pa.Table] = _Tables()
 
 
 class ContractTarget(Protocol):
@@ -66,10 +90,15 @@ class ContractTarget(Protocol):
         """Every row the destination holds, or None if nothing was ever written."""
         ...
 
+    # Optional: ``out_of_process = False`` when another process cannot reach the destination (an
+    # in-memory one); the kit then skips its SIGKILL cases.
+
 
 # -- the in-memory counterpart ----------------------------------------------------------------
 class MemoryConfig(ConnectorConfig):
     table: str
+    #: Read the table from this Arrow IPC file instead (so a child process can read it too).
+    ipc_path: str | None = None
     #: Raise after this many batches (to test that a failed run changes nothing).
     fail_after_batches: int | None = None
     batch_rows: int = 3
@@ -84,11 +113,30 @@ class MemoryConnector(BaseConnector):
         write_modes=frozenset({"append", "overwrite"}),
         incremental_strategies=frozenset({"cursor"}),
         transactional=True,
+        commits_state=True,
         types=frozenset(TYPE_FAMILIES),
     )
 
+    def _table(self) -> pa.Table | None:
+        if self.config.ipc_path:
+            with pa.memory_map(self.config.ipc_path) as source:
+                return pa.ipc.open_file(source).read_all()
+        return MEMORY_TABLES.get(self.config.table)
+
+    def fingerprint(self, state: State) -> dict[str, Any]:
+        """What a resumed run compares: the rows the table holds now (a digest of their content)."""
+        import hashlib
+
+        table = self._table()
+        if table is None:
+            return {"rows": 0}
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return {"rows": table.num_rows, "digest": hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]}
+
     def read_batches(self, state: State) -> Iterator[Batch]:
-        table = MEMORY_TABLES.get(self.config.table)
+        table = self._table()
         if table is None:
             raise ConnectorError(f"memory table '{self.config.table}' does not exist")
         incremental = self.config.incremental
@@ -120,7 +168,14 @@ class MemoryConnector(BaseConnector):
             new = old if self._mode == "append" else None
         if new is not None:
             MEMORY_TABLES[self.config.table] = new
+        record = CommitRecord.for_commit(
+            self.context.recipe_name, self.context.run_id, state, self.context.extras.get("published")
+        )
+        MEMORY_RECORDS[(self.config.table, self.context.recipe_name)] = record.to_dict()
         self._pending = []
+
+    def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
+        return MEMORY_RECORDS.get((self.config.table, recipe_name))
 
     def abort(self) -> None:
         self._pending = []
@@ -353,6 +408,144 @@ class ConnectorContractSuite:
         with pytest.raises(DataLoaderError, match="failed on purpose"):
             self.run(tmp_path, {"type": "contract_memory", "table": "failing", "fail_after_batches": 2}, destination)
         assert _normalise(self.read(target), _rows(1, 1)).equals(before)
+
+    # faults: the commit protocol ---------------------------------------------------------------
+    def _need_commit_record(self, capabilities: Capabilities) -> None:
+        self._need(capabilities.write, "not a destination")
+        self._need(capabilities.commits_state, "does not store a commit record with its rows")
+        self._need("append" in capabilities.write_modes, "does not claim append")
+
+    @staticmethod
+    def _incremental(section: dict[str, Any]) -> dict[str, Any]:
+        return {**section, "incremental": {"strategy": "cursor", "cursor_column": "updated", "primary_key": ["id"]}}
+
+    def _ids(self, target: ContractTarget) -> list[int]:
+        table = target.read_destination()
+        return [] if table is None else sorted(int(i) for i in table.column("id").to_pylist())
+
+    def test_fault_lost_commit_reply_loads_each_row_once(self, target: ContractTarget, capabilities: Capabilities, tmp_path: Path) -> None:
+        """The destination committed, the reply was lost: the engine asks, finds its record, and stops."""
+        self._need_commit_record(capabilities)
+        lost = lambda: TransientConnectorError("the connection dropped after COMMIT (injected by the contract kit)")  # noqa: E731
+        with faults.inject("commit_reply", lost):
+            result = self.load(tmp_path, target, _rows(1, 5))
+        assert result.status == "success" and result.attempts == 1
+        assert self._ids(target) == [1, 2, 3, 4, 5]
+
+    def test_fault_lost_state_file_does_not_reload(self, target: ContractTarget, capabilities: Capabilities, tmp_path: Path) -> None:
+        """The destination's commit record is the truth; the state backend is only a cache."""
+        self._need_commit_record(capabilities)
+        MEMORY_TABLES["inc"] = _rows(1, 4, updated=1)
+        source = self._incremental({"type": "contract_memory", "table": "inc"})
+        destination = {**target.destination_section(), "write_mode": "append"}
+        assert self.run(tmp_path, source, destination, name="contract_lost_state").rows_written == 4
+        shutil.rmtree(tmp_path / "state")
+        again = self.run(tmp_path, source, destination, name="contract_lost_state")
+        assert again.rows_written == 0
+        assert self._ids(target) == [1, 2, 3, 4]
+
+    def test_fault_second_run_is_refused_while_one_runs(self, target: ContractTarget, capabilities: Capabilities, tmp_path: Path) -> None:
+        """Two runs of one recipe never interleave: the second fails at once, naming the first."""
+        self._need(capabilities.write, "not a destination")
+        MEMORY_TABLES["busy"] = _rows(1, 3)
+        source = {"type": "contract_memory", "table": "busy"}
+        destination = {**target.destination_section(), "write_mode": sorted(capabilities.write_modes)[0]}
+        if destination["write_mode"] == "merge":
+            destination["merge_keys"] = ["id"]
+        other = LeaseHolder("20260101T000000-other", "elsewhere", 4242, "2026-01-01T00:00:00+00:00")
+        lease = LocalStateBackend(tmp_path / "state").acquire_lease("contract_busy", other, 60)
+        try:
+            with pytest.raises(LeaseHeldError, match="20260101T000000-other"):
+                self.run(tmp_path, source, destination, name="contract_busy")
+        finally:
+            lease.release()
+        assert self._ids(target) == []
+        if not capabilities.locks:
+            return
+        from dataloader.plugins import get_host
+        from dataloader.recipe import Recipe
+
+        recipe = Recipe.from_dict({"name": "contract_busy", "source": source, "destination": destination})
+        holder = get_host().registry.get("connector", self.connector_type).build(recipe.destination)
+        holder.open()
+        try:
+            holder.acquire_lock("contract_busy", other)
+            with pytest.raises(LeaseHeldError):
+                self.run(tmp_path / "elsewhere", source, destination, name="contract_busy")
+        finally:
+            holder.release_lock("contract_busy")
+            holder.close()
+        assert self._ids(target) == []
+
+    def _fail_after_checkpoints(self, tmp_path: Path, target: ContractTarget) -> tuple[dict[str, Any], list[int]]:
+        MEMORY_TABLES["ck"] = _rows(1, 10)
+        destination = {**target.destination_section(), "write_mode": "append"}
+        failing = {"type": "contract_memory", "table": "ck", "batch_rows": 2, "fail_after_batches": 3}
+        with pytest.raises(DataLoaderError, match="failed on purpose"):
+            self.run(tmp_path, failing, destination, name="contract_ck", checkpoint_every=2)
+        partial = self._ids(target)
+        assert partial == sorted(set(partial)) and set(partial) <= set(range(1, 11)) and partial
+        return destination, partial
+
+    def test_fault_checkpointed_run_resumes_without_loss_or_duplicate(self, target: ContractTarget, capabilities: Capabilities, tmp_path: Path) -> None:
+        self._need_commit_record(capabilities)
+        destination, _ = self._fail_after_checkpoints(tmp_path, target)
+        source = {"type": "contract_memory", "table": "ck", "batch_rows": 2}
+        self.run(tmp_path, source, destination, name="contract_ck", checkpoint_every=2)
+        assert self._ids(target) == list(range(1, 11))
+
+    def test_fault_resume_after_the_source_changed_is_refused(self, target: ContractTarget, capabilities: Capabilities, tmp_path: Path) -> None:
+        """A resumed append skips rows by count; a changed source would make it skip new rows."""
+        self._need_commit_record(capabilities)
+        destination, partial = self._fail_after_checkpoints(tmp_path, target)
+        MEMORY_TABLES["ck"] = pa.concat_tables([_rows(0, 1), _rows(1, 10)])
+        source = {"type": "contract_memory", "table": "ck", "batch_rows": 2}
+        with pytest.raises(EngineError, match="source changed"):
+            self.run(tmp_path, source, destination, name="contract_ck", checkpoint_every=2)
+        assert self._ids(target) == partial
+
+    def _child(self, tmp_path: Path, recipe: dict[str, Any], kill_at: str | None) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "child-recipe.json"
+        path.write_text(json.dumps(recipe), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DATALOADER_FAULT_")}
+        if kill_at:
+            env["DATALOADER_FAULT_KILL_AT"] = kill_at
+        command = [sys.executable, "-m", "dataloader.testing.child", str(path), str(tmp_path / "state")]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+
+    def test_fault_killed_around_commit_loses_and_duplicates_nothing(self, target: ContractTarget, capabilities: Capabilities, tmp_path: Path) -> None:
+        """SIGKILL before the commit, inside it (after the server committed) and after it."""
+        self._need_commit_record(capabilities)
+        self._need(getattr(target, "out_of_process", True), "the target cannot be reached from another process")
+        ipc = tmp_path / "source.arrow"
+
+        def source_rows(table: pa.Table) -> dict[str, Any]:
+            with pa.OSFile(str(ipc), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            return self._incremental({"type": "contract_memory", "table": "ipc", "ipc_path": str(ipc)})
+
+        recipe = {
+            "name": "contract_killed",
+            "source": source_rows(_rows(1, 6, updated=1)),
+            "destination": {**target.destination_section(), "write_mode": "append"},
+            "runtime": {"batch_size": 2, "retries": {"max_attempts": 1}},
+        }
+        killed = self._child(tmp_path, recipe, "before_commit")
+        assert killed.returncode == -9, killed.stderr
+        assert self._ids(target) == []
+        for kill_at in ("commit_reply", "after_commit"):
+            killed = self._child(tmp_path, recipe, kill_at)
+            assert killed.returncode == -9, killed.stderr
+            assert self._ids(target) == [1, 2, 3, 4, 5, 6], f"after a kill at {kill_at}"
+        again = self._child(tmp_path, recipe, None)
+        assert again.returncode == 0, again.stderr
+        assert self._ids(target) == [1, 2, 3, 4, 5, 6]
+        recipe["source"] = source_rows(pa.concat_tables([_rows(1, 6, updated=1), _rows(7, 2, updated=2)]))
+        killed = self._child(tmp_path, recipe, "commit_reply")
+        assert killed.returncode == -9, killed.stderr
+        again = self._child(tmp_path, recipe, None)
+        assert again.returncode == 0, again.stderr
+        assert self._ids(target) == list(range(1, 9))
 
     # reading -----------------------------------------------------------------------------------
     def _read_all(self, tmp_path: Path, source: dict[str, Any], name: str = "contract_read") -> tuple[Any, pa.Table | None]:
