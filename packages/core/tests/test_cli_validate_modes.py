@@ -58,10 +58,10 @@ def test_base_recipe_still_fails_on_an_unknown_key_and_a_wrong_type(invoke, tmp_
     base = write(tmp_path / "base.yaml", BASE.replace("batch_size: 500", "batch_size: lots, paralelism: 2"))
     result = invoke("validate", base)
     assert result.exit_code == 1
-    lines = result.output.strip().splitlines()
+    lines = sorted(result.output.strip().splitlines())
     assert len(lines) == 2, result.output
     assert lines[0].startswith(f"{base}:6: runtime.batch_size: ")
-    assert lines[1].startswith(f"{base}:6: runtime.paralelism: unknown key")
+    assert lines[1].startswith(f"{base}:6: runtime.paralelism: unknown key; did you mean 'parallelism'? (allowed: batch_size,")
 
 
 def test_a_child_of_a_base_recipe_is_a_full_recipe(invoke, tmp_path):

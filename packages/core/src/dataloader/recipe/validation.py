@@ -109,7 +109,13 @@ def _runtime(section: Any, registry: Registry, problems: Problems) -> RuntimeCon
         problems.add("runtime.executor", str(exc))
         registration = None
     if registration is not None and isinstance(registration.config, type) and issubclass(registration.config, BaseModel):
-        executor_config = _model(registration.config, rest, "runtime", problems)
+        found = Problems()
+        executor_config = _model(registration.config, rest, "runtime", found)
+        allowed = [k for k in _field_names(RuntimeConfig) if k != "executor_config"] + _field_names(registration.config)
+        for key, message in found.items:  # an unknown key is unknown to both models: list both
+            if message.startswith("unknown key"):
+                message = unknown_key_message(key.rsplit(".", 1)[-1], allowed)
+            problems.add(key, message)
     elif rest:
         core.update(rest)  # no model to check them: RuntimeConfig reports them as unknown keys
     runtime = _model(RuntimeConfig, core, "runtime", problems)
