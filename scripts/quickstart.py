@@ -50,7 +50,18 @@ def main() -> int:
     step(f"the data is in {database}, table main.customers; for example:")
     print(f"    {bin_path('python')} -c \"import duckdb; print(duckdb.connect('{database.name}').sql('{query}'))\"")
     run(bin_path("python"), "-c", f"import duckdb; print(duckdb.connect({str(database)!r}, read_only=True).sql({query!r}))")
+    step("to use dataloader from your shell, activate the virtual environment:")
+    print(f"    {activate_line()}")
     return 0
+
+
+def activate_line() -> str:
+    """The command that activates the venv in the user's shell."""
+    if os.name == "nt":
+        return str(VENV / "Scripts" / "activate")
+    shell = os.path.basename(os.environ.get("SHELL", ""))
+    script = {"fish": "activate.fish", "csh": "activate.csh", "tcsh": "activate.csh"}.get(shell, "activate")
+    return f"source {VENV / 'bin' / script}"
 
 
 if __name__ == "__main__":

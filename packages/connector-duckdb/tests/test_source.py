@@ -187,5 +187,5 @@ def test_missing_driver_names_the_install_command(monkeypatch: pytest.MonkeyPatc
     from dataloader_duckdb.connector import DuckDBConnector
 
     monkeypatch.setitem(sys.modules, "duckdb", None)
-    with pytest.raises(ConnectorError, match=r"pip install 'dataloader\[duckdb\]'"):
+    with pytest.raises(ConnectorError, match=r"pip install --find-links WHEELS 'dataloader\[duckdb\]=="):
         DuckDBConnector(DuckDBConfig(type="duckdb", database="x.duckdb", table="t"))

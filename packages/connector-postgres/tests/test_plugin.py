@@ -31,7 +31,7 @@ def test_missing_driver_names_the_install_command(monkeypatch):
     from dataloader_postgres import connection
 
     monkeypatch.setitem(sys.modules, "psycopg2", None)
-    with pytest.raises(ConnectorError, match=r"pip install 'dataloader\[postgres\]'"):
+    with pytest.raises(ConnectorError, match=r"pip install --find-links WHEELS 'dataloader\[postgres\]=="):
         connection.driver()
 
 

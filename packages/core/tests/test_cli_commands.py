@@ -75,7 +75,7 @@ def test_extends_cycle_gives_one_line_listing_the_cycle(invoke):
     # b.yaml is the file whose extends closes the cycle
     assert (
         result.output.strip()
-        == f"{RECIPES / 'cycle/b.yaml'}: extends: cycle in extends chain: a.yaml -> b.yaml -> a.yaml"
+        == f"{RECIPES / 'cycle/b.yaml'}:1: extends: cycle in extends chain: a.yaml -> b.yaml -> a.yaml"
     )
 
 
@@ -98,9 +98,10 @@ def test_validate_reports_every_file_and_fails_if_any_is_invalid(invoke):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert lines[0] == f"{RECIPES / 'valid.yaml'}: ok"
-    assert lines[1].startswith(f"{BAD / 'unknown_key.yaml'}: source.hots: unknown key")
-    assert lines[2].startswith(f"{BAD / 'wrong_type.yaml'}: source.port: ")
-    assert lines[3].startswith(f"{BAD / 'wrong_type.yaml'}: runtime.batch_size: ")
+    # file:line: key: message, the line of the key in the file that set it
+    assert lines[1].startswith(f"{BAD / 'unknown_key.yaml'}:5: source.hots: unknown key")
+    assert lines[2].startswith(f"{BAD / 'wrong_type.yaml'}:2: source.port: ")
+    assert lines[3].startswith(f"{BAD / 'wrong_type.yaml'}:4: runtime.batch_size: ")
     assert len(lines) == 4
 
 
@@ -227,7 +228,8 @@ def test_init_scaffolds_a_project_and_refuses_to_overwrite(invoke, tmp_path):
     assert result.exit_code == 0, result.output
     project = tmp_path / "proj"
     recipe = yaml.safe_load((project / "recipes/quickstart.yaml").read_text())
-    assert recipe["source"] == {"type": "filestore", "path": "data/customers.csv", "format": "csv"}
+    # relative to the recipe file (recipes/), like extends:
+    assert recipe["source"] == {"type": "filestore", "path": "../data/customers.csv", "format": "csv"}
     assert recipe["destination"]["type"] == "duckdb" and recipe["destination"]["write_mode"] == "overwrite"
     assert (project / "data/customers.csv").read_text().startswith("id,first_name")
     assert (project / "README.md").exists()

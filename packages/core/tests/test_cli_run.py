@@ -181,7 +181,7 @@ def test_an_invalid_recipe_stops_every_run_before_it_starts(engine, customers, t
     bad.write_text("name: bad\nsource: {type: memory}\ndestination: {type: memory, table: b}\n")
     result = invoke("run", customers, bad)
     assert result.exit_code == 1
-    assert result.output.strip() == f"error: {bad}: source.table: required key is missing"
+    assert result.output.strip() == f"error: {bad}:2: source.table: required key is missing"
     assert engine.calls == []
     assert "out" not in TABLES
 

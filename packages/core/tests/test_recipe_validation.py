@@ -79,7 +79,7 @@ def test_unknown_key_in_a_plugin_section_lists_the_allowed_keys():
 def test_unknown_key_in_a_nested_model_lists_its_keys():
     [(key, message)] = problems_of(base(runtime={"retries": {"max_attempt": 2}}))
     assert key == "runtime.retries.max_attempt"
-    assert message == "unknown key (allowed: max_attempts, initial_delay, max_delay)"
+    assert message == "unknown key; did you mean 'max_attempts'? (allowed: max_attempts, initial_delay, max_delay)"
 
 
 def test_wrong_value_type_names_the_key_and_value():

@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from dataloader.errors import ConnectorError, DataLoaderError, TransientConnectorError
+from dataloader.install import install_hint
 
 from dataloader_bigquery.config import BigQueryConfig
 
-INSTALL_HINT = "pip install 'dataloader[bigquery]'"
+INSTALL_HINT = install_hint("bigquery")
 #: Error reasons (BigQuery's ``errors[].reason``) worth retrying.
 TRANSIENT_REASONS = frozenset(
     {"backendError", "internalError", "rateLimitExceeded", "jobRateLimitExceeded", "quotaExceeded", "jobBackendError"}

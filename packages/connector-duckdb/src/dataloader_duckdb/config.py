@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dataloader.config import ConnectorConfig
 from pydantic import field_validator, model_validator
 
@@ -13,7 +15,10 @@ class DuckDBConfig(ConnectorConfig):
     ``query``: any DuckDB ``SELECT`` (sources only), read instead of a table.
 
     A source sets exactly one of ``table`` and ``query``; a destination sets ``table``.
+    A relative ``database`` in a recipe file is relative to that file.
     """
+
+    recipe_paths: ClassVar[tuple[str, ...]] = ("database",)
 
     database: str
     table: str | None = None

@@ -27,8 +27,10 @@ def load_driver() -> ModuleType:
     try:
         import duckdb
     except ImportError as exc:
+        from dataloader.install import install_hint
+
         raise ConnectorError(
-            "the duckdb connector needs the 'duckdb' package: pip install 'dataloader[duckdb]'",
+            f"the duckdb connector needs the 'duckdb' package: {install_hint('duckdb')}",
             connector="duckdb",
         ) from exc
     return duckdb

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from dataloader.config import ConnectorConfig
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -19,6 +19,13 @@ class FilestoreConfig(ConnectorConfig, RemoteOptions):
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    #: A relative local ``path`` in a recipe file is relative to that file.
+    recipe_paths: ClassVar[tuple[str, ...]] = ("path",)
+
+    @classmethod
+    def local_path_keys(cls, section: dict[str, Any]) -> tuple[str, ...]:
+        """``path`` is a local path unless ``backend`` makes it remote (a URL is left alone anyway)."""
+        return cls.recipe_paths if section.get("backend") in (None, "local") else ()
 
     path: str = Field(min_length=1)
     #: A format registered through ``register_formats``: csv, json, jsonl, parquet or a plugin's.

@@ -34,9 +34,9 @@ def open_filesystem(config: Any) -> tuple[Any, str]:
     try:
         from dataloader_filestore.remote import open_remote
     except ImportError as exc:
-        raise ConnectorError(
-            "remote paths need the S3/SFTP support: pip install 'dataloader[s3]' or 'dataloader[sftp]'"
-        ) from exc
+        from dataloader.install import install_hint
+
+        raise ConnectorError(f"remote paths need the S3/SFTP support: {install_hint('s3', 'sftp')}") from exc
     return open_remote(config)
 
 
@@ -44,9 +44,9 @@ def _local(path: str) -> tuple[Any, str]:
     try:
         from fsspec.implementations.local import LocalFileSystem
     except ImportError as exc:  # pragma: no cover - fsspec is a hard dependency
-        raise ConnectorError(
-            "the filestore connector needs fsspec: pip install 'dataloader[filestore]'"
-        ) from exc
+        from dataloader.install import install_hint
+
+        raise ConnectorError(f"the filestore connector needs fsspec: {install_hint('filestore')}") from exc
     if scheme_of(path) is not None:
         path = path.split("://", 1)[1]
     path = os.path.abspath(os.path.expanduser(path)) if path else os.getcwd()

@@ -17,11 +17,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from dataloader.errors import ConnectorError, TransientConnectorError
+from dataloader.install import install_hint
 
 if TYPE_CHECKING:
     from dataloader_postgres.config import PostgresConfig
 
-INSTALL_HINT = "pip install 'dataloader[postgres]'"
+INSTALL_HINT = install_hint("postgres")
 
 #: Settings every session gets, so that COPY's text output is unambiguous and exact.
 SESSION_SETTINGS = (

@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -47,13 +48,13 @@ class DataLoaderGroup(click.Group):
         except DataLoaderError as exc:
             _print_traceback_if_debug(ctx)
             for line in str(exc).splitlines() or [type(exc).__name__]:
-                click.echo(f"error: {line}", err=True)
+                _say(line, level="error", err=True, error=type(exc).__name__)
             ctx.exit(1)
         except Exception as exc:
             _print_traceback_if_debug(ctx)
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+            _say(f"unexpected {type(exc).__name__}: {exc}", level="error", err=True, error=type(exc).__name__)
             if not ctx.meta.get("dataloader.debug"):
-                click.echo("rerun with --debug for the traceback", err=True)
+                _say("rerun with --debug for the traceback", err=True)
             ctx.exit(1)
 
 
@@ -63,13 +64,45 @@ def _print_traceback_if_debug(ctx: click.Context) -> None:
 
 
 class _ClickEchoHandler(logging.Handler):
-    """Warnings of dataloader's loggers as ``warning: ...`` lines on stderr."""
+    """Warnings of dataloader's loggers as ``warning: ...`` lines (or JSON objects) on stderr."""
+
+    def __init__(self, level: int, as_json: bool = False) -> None:
+        super().__init__(level)
+        self.as_json = as_json
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+            level = record.levelname.lower()
+            if self.as_json:
+                click.echo(json.dumps({"ts": _timestamp(), "level": level, "logger": record.name,
+                                       "message": record.getMessage()}, default=str), err=True)
+            else:
+                click.echo(f"{level}: {record.getMessage()}", err=True)
         except Exception:  # logging must never break a command
             self.handleError(record)
+
+
+# -- text or JSON lines (--log-format) ------------------------------------------------------
+def _json_logs() -> bool:
+    """Whether the command runs with ``--log-format json``."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get("dataloader.log_format") == "json")
+
+
+def _timestamp() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _say(message: str, *, level: str = "info", err: bool = False, labelled: bool = True, **fields: Any) -> None:
+    """One message: ``level: message`` (info, or ``labelled=False``: the message alone) or a JSON
+    object with ts and level."""
+    if _json_logs():
+        record = {"ts": _timestamp(), "level": level, "message": message, **fields}
+        click.echo(json.dumps(record, default=str), err=err)
+    else:
+        click.echo(message if level == "info" or not labelled else f"{level}: {message}", err=err)
 
 
 class _SkipReported(logging.Filter):
@@ -79,9 +112,9 @@ class _SkipReported(logging.Filter):
         return not record.name.startswith(("dataloader.plugins", "dataloader.recipe"))
 
 
-def _install_logging(ctx: click.Context, debug: bool) -> None:
+def _install_logging(ctx: click.Context, debug: bool, as_json: bool = False) -> None:
     logger = logging.getLogger("dataloader")
-    handler = _ClickEchoHandler(logging.DEBUG if debug else logging.WARNING)
+    handler = _ClickEchoHandler(logging.DEBUG if debug else logging.WARNING, as_json)
     handler.addFilter(_SkipReported())
     previous_level = logger.level
     logger.addHandler(handler)
@@ -124,14 +157,17 @@ def _load(path: str, vars: Mapping[str, str]) -> Recipe:
         warnings.simplefilter("ignore", RecipeWarning)
         recipe = from_yaml(path, vars=dict(vars))
     for note in recipe.warnings:
-        click.echo(f"warning: {note}", err=True)
+        _say(note, level="warning", err=True)
     return recipe
 
 
 def _problem_lines(path: str, exc: DataLoaderError) -> list[str]:
-    problems = exc.context.get("problems")
-    if problems:
-        return [f"{file}: {key}: {message}" for file, key, message in problems]
+    """One ``file:line: key: message`` line per problem an error carries."""
+    from dataloader.errors import RecipeError
+    from dataloader.recipe.check import problems_of
+
+    if isinstance(exc, RecipeError):
+        return [str(problem) for problem in problems_of(exc, path)]
     message = str(exc)
     named = str(exc.context.get("file") or path)
     if message.startswith((path, named)):
@@ -144,7 +180,7 @@ def _registry() -> Any:
 
     registry = get_registry()
     for failure in registry.failures:
-        click.echo(f"warning: {failure.describe()}", err=True)
+        _say(failure.describe(), level="warning", err=True)
     return registry
 
 
@@ -158,8 +194,16 @@ def _registry() -> Any:
     default=None,
     help="Recipes may only read files inside this folder [env DATALOADER_PROJECT_ROOT; the git repository].",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="DATALOADER_LOG_FORMAT",
+    show_default=True,
+    help="json: every message, warning and error as one JSON object per line, with ts and level.",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, project_root: str | None) -> None:
+def cli(ctx: click.Context, debug: bool, project_root: str | None, log_format: str) -> None:
     """Declarative extract-load: run YAML recipes that move data between connectors."""
     from dataloader import secrets
 
@@ -167,7 +211,8 @@ def cli(ctx: click.Context, debug: bool, project_root: str | None) -> None:
     if project_root is not None:
         ctx.with_resource(_project_root(project_root))
     ctx.meta["dataloader.debug"] = debug
-    _install_logging(ctx, debug)
+    ctx.meta["dataloader.log_format"] = log_format
+    _install_logging(ctx, debug, log_format == "json")
 
 
 @contextlib.contextmanager
@@ -197,7 +242,12 @@ def _project_root(folder: str) -> Iterator[None]:
 )
 @click.option("--full-refresh", is_flag=True, help="Ignore saved state and reload everything.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Recipes run in parallel.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="As the global --log-format (json: one JSON object per run event on stdout) [text].",
+)
 def run(
     recipes: tuple[str, ...],
     vars: dict[str, str],
@@ -205,9 +255,10 @@ def run(
     resume: bool,
     full_refresh: bool,
     jobs: int,
-    log_format: str,
+    log_format: str | None,
 ) -> None:
     """Run RECIPES, one after another (or --jobs at a time). Exit 1 if any fails."""
+    log_format = _command_log_format(log_format)
     loaded: list[Recipe] = []
     invalid = False
     for path in recipes:
@@ -216,14 +267,13 @@ def run(
         except DataLoaderError as exc:
             invalid = True
             for line in _problem_lines(path, exc):
-                click.echo(f"error: {line}", err=True)
+                _say(line, level="error", err=True)
     if invalid:
         raise click.exceptions.Exit(1)
+    _warn_unused_vars(_unused_vars(loaded, vars))
     if resume:
-        click.echo(
-            "warning: --resume is no longer needed: an interrupted run always resumes after its last checkpoint",
-            err=True,
-        )
+        _say("--resume is no longer needed: an interrupted run always resumes after its last checkpoint",
+             level="warning", err=True)
     _stop_on_sigterm()
 
     from dataloader.console import choose_reporter, summary_line
@@ -241,7 +291,7 @@ def run(
         except DataLoaderError as exc:
             if isinstance(exc, RunInterrupted):
                 interrupted.append(exc.exit_code)
-            return recipe, None, str(exc)
+            return recipe, exc.context.get("result"), str(exc)
 
     interrupted: list[int] = []
 
@@ -259,7 +309,9 @@ def run(
         if error is not None:
             failed = True
             for line in error.splitlines() or [error]:
-                click.echo(f"error: {recipe.name}: {line}", err=True)
+                _say(f"{recipe.name}: {line}", level="error", err=True, recipe=recipe.name)
+            if result is not None and log_format != "json":
+                click.echo(_failed_summary(recipe.name, result), err=True)
             continue
         if result.status == "failed":
             failed = True
@@ -269,6 +321,23 @@ def run(
         raise click.exceptions.Exit(max(interrupted))
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _command_log_format(given: str | None) -> str:
+    """A command's own ``--log-format`` wins over the global one, for everything it prints."""
+    ctx = click.get_current_context()
+    if given is not None:
+        ctx.meta["dataloader.log_format"] = given
+    return str(ctx.meta.get("dataloader.log_format") or "text")
+
+
+def _failed_summary(name: str, result: Any) -> str:
+    """The summary line of a failed run, with its run id (for ``dataloader runs``), without the error again."""
+    from dataloader.console import summary_line
+
+    line = summary_line(name, result)
+    error = getattr(result, "error", None)
+    return line[: -len(f": {error}")] if error and line.endswith(f": {error}") else line
 
 
 def _stop_on_sigterm() -> None:
@@ -298,36 +367,112 @@ def state_backend_for(recipe: Recipe, state_dir: str | None) -> Any:
 @cli.command()
 @click.argument("recipes", nargs=-1, required=True)
 @_var_option
-def validate(recipes: tuple[str, ...], vars: dict[str, str]) -> None:
-    """Check RECIPES: exit 0 if all are valid, else 1 with one line per problem (file: key.path: message)."""
+@click.option(
+    "--allow-missing-env",
+    is_flag=True,
+    help="An unset env_var without a default becomes a placeholder (validate in CI without secrets).",
+)
+def validate(recipes: tuple[str, ...], vars: dict[str, str], allow_missing_env: bool) -> None:
+    """Check RECIPES: exit 0 if all are valid, else 1 with one line per problem (file:line: key.path: message).
+
+    A file marked ``# dataloader: base`` in its leading comments is a fragment for ``extends:``
+    and is checked as one (see docs/cli.md).
+    """
+    from dataloader.recipe.check import check_file
+
+    _registry()
     invalid = False
+    unused_vars = set(vars)
     for path in recipes:
-        try:
-            _load(path, vars)
-        except DataLoaderError as exc:
+        checked = check_file(path, vars=vars, allow_missing_env=allow_missing_env)
+        if checked.ok:
+            unused_vars &= set(checked.unused_vars)
+        for note in checked.warnings:
+            _say(note, level="warning", err=True)
+        if not checked.ok:
             invalid = True
-            for line in _problem_lines(path, exc):
-                click.echo(line)
-        else:
-            click.echo(f"{path}: ok")
+            for problem in checked.problems:
+                _say(str(problem), level="error", labelled=False, file=problem.file, line=problem.line, key=problem.key)
+            continue
+        notes = []
+        if checked.base:
+            notes.append("base recipe, checked as a fragment")
+        if checked.placeholders:
+            notes.append(f"placeholders for unset {', '.join(checked.placeholders)}")
+        _say(f"{path}: ok" + (f" ({'; '.join(notes)})" if notes else ""), file=path, base=checked.base,
+             placeholders=checked.placeholders)
+    if not invalid:
+        _warn_unused_vars(sorted(unused_vars))
     if invalid:
         raise click.exceptions.Exit(1)
+
+
+def _unused_vars(recipes: Sequence[Recipe], vars: Mapping[str, str]) -> list[str]:
+    """The ``--var`` names that no file of any recipe's ``extends`` chain reads."""
+    if not vars:
+        return []
+    import yaml
+
+    from dataloader.recipe.check import template_names
+
+    used: set[str] = set()
+    for recipe in recipes:
+        for file in recipe.files:
+            try:
+                tree = yaml.safe_load(file.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                return []  # it loaded a moment ago; do not guess
+            used.update(name for kind, name in template_names(tree) if kind == "var")
+    return sorted(set(vars) - used)
+
+
+def _warn_unused_vars(unused: list[str]) -> None:
+    """An unused ``--var`` is usually a typo of a name the recipe does use."""
+    for name in unused:
+        _say(f"--var {name} is not used: no recipe given reads var('{name}')", level="warning", err=True)
 
 
 @cli.command()
 @click.argument("recipe")
 @_var_option
 @click.option("--format", "output_format", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-def render(recipe: str, vars: dict[str, str], output_format: str) -> None:
+@click.option("--explain", is_flag=True, help="For each value: the file:line that set it, or the env_var/var it came from.")
+def render(recipe: str, vars: dict[str, str], output_format: str, explain: bool) -> None:
     """Print the fully resolved RECIPE (parents merged, templates rendered), secrets masked."""
+    if explain:
+        _render_explained(recipe, vars, output_format)
+        return
     loaded = _load(recipe, vars)
+    _warn_unused_vars(_unused_vars([loaded], vars))
     masked = mask_secrets(loaded.resolved, loaded.secret_paths)
-    if output_format == "json":
+    if output_format == "json" or _json_logs():
         click.echo(json.dumps(masked, indent=2, default=str))
     else:
         import yaml
 
         click.echo(yaml.safe_dump(masked, sort_keys=False, allow_unicode=True).rstrip("\n"))
+
+
+def _render_explained(recipe: str, vars: dict[str, str], output_format: str) -> None:
+    """``render --explain``: one line per resolved value with its provenance."""
+    from dataloader.recipe.check import check_file
+    from dataloader.recipe.explain import explain
+
+    _registry()
+    checked = check_file(recipe, vars=vars)
+    for note in checked.warnings:
+        _say(note, level="warning", err=True)
+    if not checked.ok:
+        for problem in checked.problems:
+            _say(str(problem), level="error", err=True)
+        raise click.exceptions.Exit(1)
+    masked = mask_secrets(checked.resolved, checked.secret_paths)
+    lines = explain(checked, masked, vars=vars, env=os.environ)
+    if output_format == "json" or _json_logs():
+        click.echo(json.dumps([line.to_dict() for line in lines], indent=2, default=str))
+        return
+    for line in lines:
+        click.echo(line.describe())
 
 
 # -- state --------------------------------------------------------------------------------
@@ -350,7 +495,7 @@ def show_state(name: str, state_dir: str) -> None:
 
     data = LocalStateBackend(state_dir).load(name)
     if not data:
-        click.echo(f"no state saved for '{name}' in {state_dir}", err=True)
+        _say(f"no state saved for '{name}' in {state_dir}", err=True)
         return
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -366,12 +511,12 @@ def reset_state(name: str, state_dir: str, yes: bool) -> None:
     backend = LocalStateBackend(state_dir)
     path = backend.path_for(name)
     if not path.exists():
-        click.echo(f"no state saved for '{name}' in {state_dir}")
+        _say(f"no state saved for '{name}' in {state_dir}")
         return
     if not yes:
         click.confirm(f"delete the state of '{name}' ({path})?", abort=True)
     backend.delete(name)
-    click.echo(f"deleted the state of '{name}' ({path})")
+    _say(f"deleted the state of '{name}' ({path})")
 
 
 # -- plugin listings ----------------------------------------------------------------------
@@ -408,7 +553,7 @@ def _plain_row(entry: Any) -> dict[str, Any]:
 def _list(kind: str, as_json: bool, columns: list[str]) -> None:
     registry = _registry()
     rows = [(_connector_row if kind == "connector" else _plain_row)(entry) for entry in registry.all(kind)]
-    if as_json:
+    if as_json or _json_logs():
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
@@ -419,11 +564,18 @@ def _list(kind: str, as_json: bool, columns: list[str]) -> None:
         table.add_column(column.replace("_", " "))
     for row in rows:
         table.add_row(*[_cell(row.get(column)) for column in columns])
-    console = Console(file=sys.stdout, width=140)
+    console = Console(file=sys.stdout, width=_terminal_width())
     if rows:
         console.print(table)
     else:
         console.print(f"no {kind.replace('_', ' ')}s installed")
+
+
+def _terminal_width() -> int:
+    """The terminal's width (``COLUMNS`` when set); 120 when output goes to a pipe or file."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((120, 24)).columns)
 
 
 def _cell(value: Any) -> str:
@@ -472,6 +624,108 @@ def list_executors(as_json: bool) -> None:
     _list("executor", as_json, ["name", "distribution", "version", "options"])
 
 
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(["connector", "transform", "format", "state_backend", "quality_check", "executor"]),
+    default=None,
+    help="Which kind of plugin NAME is [the first kind that has it, connectors first].",
+)
+@_json_option
+def describe(name: str, kind: str | None, as_json: bool) -> None:
+    """Show a plugin's configuration keys: type, default, whether required, description."""
+    from dataloader.plugins import KINDS
+
+    registry = _registry()
+    kinds = [kind] if kind else [k for k in KINDS if name in registry.names(k)] or ["connector"]
+    entry = registry.get(kinds[0], name)
+    keys = _config_keys(entry.config)
+    info = _connector_row(entry) if entry.kind == "connector" else _plain_row(entry)
+    info.pop("options", None)
+    if as_json or _json_logs():
+        click.echo(json.dumps({**info, "kind": entry.kind, "keys": keys}, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, width=_terminal_width())
+    console.print(f"{entry.kind.replace('_', ' ')} '{name}' from {entry.distribution} {entry.version}")
+    if entry.kind == "connector":
+        console.print(
+            f"read: {_cell(info['read'])}, write: {_cell(info['write'])}, write modes: {_cell(info['write_modes'])}, "
+            f"incremental: {_cell(info['incremental'])}"
+        )
+    table = Table("key", "type", "default", "required", "description", box=None, pad_edge=False)
+    for key in keys:
+        table.add_row(key["key"], key["type"], _cell(key["default"]), _cell(key["required"]), key["description"] or "")
+    console.print(table if keys else "no configuration keys")
+
+
+def _config_keys(model: Any) -> list[dict[str, Any]]:
+    """The keys of a plugin's pydantic config model, in declaration order."""
+    fields = getattr(model, "model_fields", None) or {}
+    comments = _field_comments(model) if fields else {}
+    keys = []
+    for field_name, info in fields.items():
+        required = info.is_required()
+        default = None if required or info.default_factory is not None else info.default
+        if info.default_factory is not None:
+            default = info.default_factory()
+        keys.append(
+            {
+                "key": info.alias or field_name,
+                "type": _type_label(info.annotation),
+                "default": default,
+                "required": required,
+                "description": info.description or comments.get(field_name),
+            }
+        )
+    return keys
+
+
+def _field_comments(model: type) -> dict[str, str]:
+    """The ``#:`` comments above a model's fields (our config models document keys that way)."""
+    import inspect
+
+    found: dict[str, str] = {}
+    for klass in reversed(model.__mro__):
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        pending: list[str] = []
+        for line in lines:
+            stripped = line.strip()
+            if stripped.startswith("#:"):
+                pending.append(stripped[2:].strip())
+                continue
+            field = re.match(r"(\w+)\s*:", stripped)
+            if field and pending:
+                found[field.group(1)] = " ".join(pending)
+            pending = []
+    return found
+
+
+def _type_label(annotation: Any) -> str:
+    import typing
+
+    plain = isinstance(annotation, type) and not typing.get_args(annotation)
+    text = annotation.__name__ if plain else str(annotation)
+    for prefix in ("typing.", "pydantic.types.", "dataloader.config."):
+        text = text.replace(prefix, "")
+    return text.replace("NoneType", "None")
+
+
+# -- json-schema --------------------------------------------------------------------------
+@cli.command("json-schema")
+def json_schema() -> None:
+    """Print the JSON Schema of recipes, with every installed plugin's options (for editors)."""
+    from dataloader.schema_export import recipe_schema
+
+    click.echo(json.dumps(recipe_schema(_registry()), indent=2, sort_keys=False))
+
+
 # -- init ---------------------------------------------------------------------------------
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
@@ -482,8 +736,30 @@ def init(directory: Path, force: bool) -> None:
 
     written = scaffold(directory, force=force)
     for path in written:
-        click.echo(f"created {path}")
-    click.echo(f"next: cd {directory} && dataloader run recipes/quickstart.yaml")
+        _say(f"created {path}", path=str(path))
+    _say(f"next: cd {directory} && dataloader run recipes/quickstart.yaml")
+
+
+@cli.command("new-connector")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the package folder goes [./packages if it exists, else .].",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def new_connector(name: str, parent: Path | None, force: bool) -> None:
+    """Write a connector package NAME (packages/connector-NAME): plugin, config, connector, contract test."""
+    from dataloader.scaffold.new_connector import new_connector as write_package
+
+    if parent is None:
+        parent = Path("packages") if Path("packages").is_dir() else Path(".")
+    root, written = write_package(name, parent, force=force)
+    for path in written:
+        _say(f"created {path}", path=str(path))
+    _say(f"next: pip install -e '{root}[test]' && pytest {root / 'tests'}")
 
 
 # -- runs and check -----------------------------------------------------------------------
@@ -500,7 +776,7 @@ def runs(status: str | None, recipe: str | None, limit: int, history_path: str |
     records = RunHistory(history_path or os.environ.get("DATALOADER_HISTORY") or DEFAULT_PATH).list(
         status=status, recipe=recipe, limit=limit
     )
-    if as_json:
+    if as_json or _json_logs():
         click.echo(json.dumps(records, indent=2, default=str))
         return
     from rich.console import Console
@@ -519,7 +795,7 @@ def runs(status: str | None, recipe: str | None, limit: int, history_path: str |
             f"{record['rows_failed']:,}",
             (record["error"] or "")[:80],
         )
-    Console(width=200).print(table)
+    Console(file=sys.stdout, width=_terminal_width()).print(table)
 
 
 @cli.command()
@@ -538,14 +814,14 @@ def check(recipes: tuple[str, ...], vars: dict[str, str]) -> None:
             problems = _problem_lines(path, exc)
             failed = True
             for line in problems:
-                click.echo(f"error: {line}", err=True)
+                _say(line, level="error", err=True)
             continue
         if problems:
             failed = True
             for line in problems:
-                click.echo(f"error: {path}: {line}", err=True)
+                _say(f"{path}: {line}", level="error", err=True)
         else:
-            click.echo(f"{path}: ok")
+            _say(f"{path}: ok", file=path)
     if failed:
         raise click.exceptions.Exit(1)
 

@@ -8,7 +8,7 @@ keys are an error that names the key.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,15 @@ class IncrementalConfig(ConfigModel):
 
 class ConnectorConfig(ConfigModel):
     """Keys shared by every connector section of a recipe."""
+
+    #: Keys holding local paths: a relative value resolves against the recipe file that set it
+    #: (``dataloader.recipe.paths``).
+    recipe_paths: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def local_path_keys(cls, section: dict[str, Any]) -> tuple[str, ...]:
+        """The keys of this rendered ``section`` that hold local paths (``recipe_paths``)."""
+        return cls.recipe_paths
 
     type: str
     incremental: IncrementalConfig | None = None

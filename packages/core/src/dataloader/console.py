@@ -63,6 +63,8 @@ def summary_line(recipe_name: str, result: Any) -> str:
         f"{recipe_name}: {result.status}, {result.rows_read:,} rows read, {result.rows_written:,} written, "
         f"{result.rows_failed:,} failed in {result.duration_s:.1f}s (run {result.run_id})"
     )
+    if getattr(result, "rows_failed", 0) and getattr(result, "dead_letter_path", None):
+        line += f"; rejected rows in {result.dead_letter_path}"
     if getattr(result, "error", None):
         line += f": {result.error}"
     return line
@@ -77,7 +79,13 @@ class JsonReporter:
         self._lock = threading.Lock()
 
     def on_event(self, event: Any) -> None:
-        line = json.dumps(event_to_dict(event), default=str)
+        from datetime import datetime, timezone
+
+        data = event_to_dict(event)
+        failed = data.get("result", {}).get("status") == "failed"
+        level = "warning" if data["kind"] == "warning" else "error" if failed else "info"
+        stamped = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level, **data}
+        line = json.dumps(stamped, default=str)
         with self._lock:
             click.echo(line)
 
@@ -93,6 +101,7 @@ class PlainReporter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
+        self._started: set[tuple[str, str]] = set()
 
     def on_event(self, event: Any) -> None:
         kind = getattr(event, "kind", "")
@@ -102,6 +111,11 @@ class PlainReporter:
             if elapsed - self._last.get(name, float("-inf")) < self.every_s:
                 return
             self._last[name] = elapsed
+        if kind == "run_started":  # sent again once the source has estimated its total
+            started = (name, str(getattr(event, "run_id", "?")))
+            if started in self._started:
+                return
+            self._started.add(started)
         line = self._format(kind, name, event, elapsed)
         if line:
             with self._lock:

@@ -131,7 +131,9 @@ class Registry:
         if broken:
             message += "; " + "; ".join(f.describe() for f in broken)
         elif kind == "connector" and not close:
-            message += f" (install one with: pip install 'dataloader[{name}]' or a dataloader-connector-{name} wheel)"
+            from dataloader.install import connector_hint
+
+            message += f" ({connector_hint(name)})"
         return message
 
 

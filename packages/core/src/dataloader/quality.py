@@ -166,9 +166,11 @@ def validate_checks(items: list[Any], registry: Any) -> tuple[list[tuple[str, An
         try:
             config = registration.config.model_validate(item) if registration.config else item
         except ValidationError as exc:
+            from dataloader.recipe.validation import pydantic_message
+
             for error in exc.errors():
                 path = ".".join(str(p) for p in error["loc"])
-                problems.append((f"{where}.{path}" if path else where, error["msg"]))
+                problems.append((f"{where}.{path}" if path else where, pydantic_message(error, registration.config)))
             continue
         built.append((where, registration, config))
     return built, problems
@@ -257,8 +259,10 @@ class DeadLetters:
             try:
                 import fsspec
             except ImportError as exc:
+                from dataloader.install import install_hint
+
                 raise EngineError(
-                    f"dead-letter path {self.location} needs fsspec: pip install 'dataloader[filestore]'"
+                    f"dead-letter path {self.location} needs fsspec: {install_hint('filestore')}"
                 ) from exc
             return fsspec.open(self.location, "w", encoding="utf-8", auto_mkdir=True).open()
         path = Path(self.location)

@@ -30,11 +30,12 @@ from typing import Any
 
 from dataloader import faults
 from dataloader.errors import LeaseHeldError, LeaseLostError, StateError
+from dataloader.install import install_hint
 from dataloader.run.ledger import LeaseHolder, holder_is_dead
 
 from dataloader_state_dynamodb.config import DynamoDBStateConfig
 
-INSTALL_HINT = "pip install 'dataloader[dynamodb]'"
+INSTALL_HINT = install_hint("dynamodb")
 
 
 class DynamoDBStateBackend:

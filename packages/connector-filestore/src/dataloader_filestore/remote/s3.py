@@ -30,8 +30,10 @@ def build_s3(config: Any, location: Location):
         import s3fs
         from s3fs.core import S3File
     except ImportError as exc:  # pragma: no cover - depends on the installation
+        from dataloader.install import install_hint
+
         raise ConnectorError(
-            "filestore: S3 paths need s3fs; install it with: pip install 'dataloader[s3]'",
+            f"filestore: S3 paths need s3fs; install it with: {install_hint('s3')}",
             path=location.display(),
         ) from exc
 

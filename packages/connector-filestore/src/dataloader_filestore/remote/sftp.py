@@ -91,8 +91,10 @@ def settings_from(config: Any, location: Location) -> SFTPSettings:
 
 def build_sftp(config: Any, location: Location) -> tuple[Any, str]:
     if paramiko is None:
+        from dataloader.install import install_hint
+
         raise ConnectorError(
-            "filestore: SFTP paths need paramiko; install it with: pip install 'dataloader[sftp]'",
+            f"filestore: SFTP paths need paramiko; install it with: {install_hint('sftp')}",
             path=location.display(),
         )
     fs = ResilientSFTPFileSystem(settings_from(config, location))

@@ -11,6 +11,7 @@ from dataloader.errors import RecipeError
 from dataloader.plugins import get_registry
 from dataloader.recipe.loader import Origins, project_root_for, read_yaml, resolve_tree
 from dataloader.recipe.models import Recipe
+from dataloader.recipe.paths import resolve_recipe_paths
 from dataloader.recipe.templates import render_tree
 from dataloader.recipe.validation import validate_tree
 
@@ -58,6 +59,7 @@ def build_recipe(
         env=os.environ if env is None else env,
         locate=tree.origins.locate,
     )
+    rendered = resolve_recipe_paths(rendered, tree.origins, get_registry())
     fields, problems = validate_tree(rendered, get_registry())
     if problems.items:
         raise _invalid(problems.items, tree.origins)

@@ -6,6 +6,7 @@ per problem) rather than making the author fix them one run at a time.
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
@@ -50,7 +51,7 @@ def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, A
     fields: dict[str, Any] = {}
     for key in tree:
         if key not in TOP_LEVEL_KEYS:
-            problems.add(str(key), f"unknown key (allowed: {', '.join(TOP_LEVEL_KEYS)}, extends, delete)")
+            problems.add(str(key), unknown_key_message(str(key), [*TOP_LEVEL_KEYS, "extends", "delete"]))
     name = tree.get("name")
     if name is None:
         problems.add("name", "required key is missing")
@@ -108,7 +109,13 @@ def _runtime(section: Any, registry: Registry, problems: Problems) -> RuntimeCon
         problems.add("runtime.executor", str(exc))
         registration = None
     if registration is not None and isinstance(registration.config, type) and issubclass(registration.config, BaseModel):
-        executor_config = _model(registration.config, rest, "runtime", problems)
+        found = Problems()
+        executor_config = _model(registration.config, rest, "runtime", found)
+        allowed = [k for k in _field_names(RuntimeConfig) if k != "executor_config"] + _field_names(registration.config)
+        for key, message in found.items:  # an unknown key is unknown to both models: list both
+            if message.startswith("unknown key"):
+                message = unknown_key_message(key.rsplit(".", 1)[-1], allowed)
+            problems.add(key, message)
     elif rest:
         core.update(rest)  # no model to check them: RuntimeConfig reports them as unknown keys
     runtime = _model(RuntimeConfig, core, "runtime", problems)
@@ -209,7 +216,7 @@ def _transform(section: Any, registry: Registry, problems: Problems) -> Transfor
         return TransformConfig()
     for key in section:
         if key != "steps":
-            problems.add(f"transform.{key}", "unknown key (allowed: steps)")
+            problems.add(f"transform.{key}", unknown_key_message(str(key), ["steps"]))
     raw_steps = section.get("steps") or []
     if not isinstance(raw_steps, list):
         problems.add("transform.steps", "must be a list of steps, each a mapping with a 'type'")
@@ -273,16 +280,33 @@ def _pydantic_message(error: Any, model: type[BaseModel] | None, loc: tuple[Any,
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
         if parent is not None:
-            allowed = ", ".join(_field_names(parent))
-            return f"unknown key (allowed: {allowed})"
+            return unknown_key_message(str(loc[-1]) if loc else "", _field_names(parent))
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
     message = error["msg"]
+    for prefix in _PYDANTIC_PREFIXES:  # our words, not pydantic's: the reason alone
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
     message = message[:1].lower() + message[1:]
     if kind not in ("model_type", "dict_type") and "input" in error and not isinstance(error["input"], (dict, list)):
         message += f" (got {error['input']!r})"
     return message
+
+
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def pydantic_message(error: Any, model: type[BaseModel] | None = None) -> str:
+    """One pydantic error in our words (``unknown key; did you mean ...``, no "Value error, ")."""
+    return _pydantic_message(error, model, tuple(error["loc"]))
+
+
+def unknown_key_message(key: str, allowed: list[str]) -> str:
+    """``unknown key; did you mean 'host'? (allowed: ...)``, the suggestion only when one is close."""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key{hint} (allowed: {', '.join(allowed)})"
 
 
 def _field_names(model: type[BaseModel]) -> list[str]:

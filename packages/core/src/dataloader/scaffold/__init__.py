@@ -1,5 +1,5 @@
 """``dataloader init``: write a small example project that runs as soon as the DuckDB and filestore
-connectors are installed (``pip install 'dataloader[duckdb,filestore]'``).
+connectors are installed (see docs/install.md: never a plain ``pip install dataloader``).
 
 The files live beside this module in ``templates/`` so they ship in the wheel and can be read and
 tested like any other file.
