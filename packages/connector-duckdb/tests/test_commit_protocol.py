@@ -9,6 +9,7 @@ process is told, in one line, which process holds it and what to do.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -139,21 +140,23 @@ source: {type: duckdb, database: ":memory:", query: "SELECT range AS id FROM ran
 destination: {type: duckdb, database: dst.duckdb, table: t}
 """,
     )
+    points = tmp_path / "points.log"
     first = subprocess.Popen(
         [sys.executable, "-c", "from dataloader.cli import console_main; console_main()", "run", str(slow)],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "DATALOADER_FAULT_LOG": str(points)},
     )
     try:
-        _wait_until_held(tmp_path / "dst.duckdb", first)
+        _wait_until_held(points, first)
         second = run_cli("run", str(quick), cwd=tmp_path)
         output = second.stdout + second.stderr
         assert second.returncode == 1, output
         errors = [line for line in output.splitlines() if "error" in line.lower()]
         assert errors == [
-            f"error: quick: could not open DuckDB database dst.duckdb: {tmp_path / 'dst.duckdb'} is open in another "
+            f"error: quick: could not open DuckDB database {tmp_path / 'dst.duckdb'}: {tmp_path / 'dst.duckdb'} is open in another "
             f"process (pid {first.pid}), and DuckDB lets one process at a time hold a file that is written: wait "
             f"for that process to finish, or stop it (kill {first.pid}) if it should not be running, then run again"
         ]
@@ -170,19 +173,19 @@ destination: {type: duckdb, database: dst.duckdb, table: t}
     con.close()
 
 
-def _wait_until_held(database: Path, process: subprocess.Popen, deadline_s: float = 60) -> None:
-    """Until another process holds ``database`` (polled: the only signal DuckDB gives is refusing us)."""
+def _wait_until_held(points: Path, process: subprocess.Popen, deadline_s: float = 60) -> None:
+    """Until the first run has saved its run mark: by then it holds the destination file open.
+
+    Read from its fault-point log rather than by opening the file here, which would itself hold
+    the file for a moment and could make the first run the one refused.
+    """
     give_up = time.monotonic() + deadline_s
     while time.monotonic() < give_up:
         assert process.poll() is None, process.communicate()[0]
-        try:
-            duckdb.connect(str(database), read_only=True).close()
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                return
-            raise
+        if points.exists() and "state_write" in points.read_text():
+            return
         time.sleep(0.05)
-    pytest.fail(f"the first run did not open {database} within {deadline_s} s")
+    pytest.fail(f"the first run did not save its run mark within {deadline_s} s")
 
 
 def test_one_recipe_is_locked_per_database_file_within_a_process(warehouse: Warehouse) -> None:
