@@ -13,6 +13,7 @@ import copy
 import datetime as dt
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,19 +115,35 @@ class State:
 PACK_KEYS_OVER = 1_000
 
 
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
+
 def pack_keys(keys: list[str]) -> str:
+    """Keys in a compact, lossless text form (``i:`` whole numbers as deltas, ``z:`` any text)."""
     import base64
     import zlib
 
-    return base64.b64encode(zlib.compress("\x1e".join(keys).encode("utf-8", "surrogatepass"), 9)).decode("ascii")
+    if all(_INTEGER.fullmatch(key) for key in keys):
+        numbers = sorted(int(key) for key in keys)
+        deltas = [numbers[0]] + [b - a for a, b in zip(numbers, numbers[1:], strict=False)]
+        text, tag = ",".join(map(str, deltas)), "i:"
+    else:
+        text, tag = "\x1e".join(keys), "z:"
+    return tag + base64.b64encode(zlib.compress(text.encode("utf-8", "surrogatepass"), 9)).decode("ascii")
 
 
 def unpack_keys(packed: str) -> list[str]:
     import base64
+    import itertools
     import zlib
 
-    text = zlib.decompress(base64.b64decode(packed)).decode("utf-8", "surrogatepass")
-    return text.split("\x1e") if text else []
+    tag, body = (packed[:2], packed[2:]) if packed[:2] in ("i:", "z:") else ("z:", packed)
+    text = zlib.decompress(base64.b64decode(body)).decode("utf-8", "surrogatepass")
+    if not text:
+        return []
+    if tag == "i:":
+        return [str(n) for n in itertools.accumulate(int(d) for d in text.split(","))]
+    return text.split("\x1e")
 
 
 def encode_value(value: Any) -> tuple[Any, str]:
