@@ -99,7 +99,7 @@ def test_two_runs_with_one_state_folder_give_one_run_and_one_refusal(tmp_path: P
     first, second = both(dataloader_bin, recipe, tmp_path, tmp_path / "state")
     assert first.returncode == 0, first.stderr
     assert second.returncode == 1
-    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    lines = [line for line in second.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "recipe 'concurrent' is already running (run " in lines[0] and ", pid " in lines[0], second.stderr
     assert "Traceback" not in second.stderr
     assert duckdb_rows(tmp_path / "t.duckdb") == expected
