@@ -130,8 +130,12 @@ def _ready(emulator: Emulator) -> bool:
         return False
 
 
-def start(data_dir: Path) -> Emulator:
-    """Build the venv if needed, start the emulator and wait until it answers."""
+def start(data_dir: Path, storage_emulator_host: str | None = None) -> Emulator:
+    """Build the venv if needed, start the emulator and wait until it answers.
+
+    With ``storage_emulator_host`` (``http://127.0.0.1:N``), load jobs read ``gs://`` URIs from
+    that GCS emulator.
+    """
     python = ensure_venv()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "emulator.log"
@@ -141,7 +145,9 @@ def start(data_dir: Path) -> Emulator:
         "--host", "127.0.0.1", "--port", str(rest_port), "--grpc-port", str(grpc_port),
         "--project", PROJECT, "--data-dir", str(data_dir / "data"),
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "STORAGE_EMULATOR_HOST"))}
+    if storage_emulator_host:
+        env["STORAGE_EMULATOR_HOST"] = storage_emulator_host
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=data_dir)
     emulator = Emulator(process, rest_port, grpc_port, log)

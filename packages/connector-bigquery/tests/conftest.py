@@ -30,20 +30,46 @@ from dataloader_bigquery.connector import BigQueryConnector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bqemulator  # noqa: E402
+import gcsemulator  # noqa: E402
 
 _datasets = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bqemulator.Emulator]:
+def _gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gcsemulator.GcsEmulator | str]:
+    """The GCS emulator, or why it could not start (the ``gcs`` fixture fails or skips on that)."""
     try:
-        server = bqemulator.start(tmp_path_factory.mktemp("bigquery-emulator"))
+        server = gcsemulator.start(tmp_path_factory.mktemp("gcs-emulator"))
+    except gcsemulator.GcsUnavailable as exc:
+        yield str(exc)
+        return
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(
+    tmp_path_factory: pytest.TempPathFactory, _gcs_server: gcsemulator.GcsEmulator | str
+) -> Iterator[bqemulator.Emulator]:
+    storage_host = _gcs_server.endpoint if isinstance(_gcs_server, gcsemulator.GcsEmulator) else None
+    try:
+        server = bqemulator.start(tmp_path_factory.mktemp("bigquery-emulator"), storage_emulator_host=storage_host)
     except bqemulator.EmulatorUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"the BigQuery emulator is required in CI: {exc}")
         pytest.skip(f"BigQuery emulator unavailable: {exc}")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def gcs(_gcs_server: gcsemulator.GcsEmulator | str, emulator: bqemulator.Emulator) -> gcsemulator.GcsEmulator:
+    """The GCS emulator the BigQuery emulator reads ``gs://`` URIs from."""
+    if isinstance(_gcs_server, str):
+        if os.environ.get("CI"):
+            pytest.fail(f"the GCS emulator is required in CI: {_gcs_server}")
+        pytest.skip(f"GCS emulator unavailable: {_gcs_server}")
+    return _gcs_server
 
 
 @pytest.fixture(scope="session")

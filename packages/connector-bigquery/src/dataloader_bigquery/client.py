@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import decimal
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +25,7 @@ from dataloader.install import install_hint
 from dataloader_bigquery.config import BigQueryConfig
 
 INSTALL_HINT = install_hint("bigquery")
+log = logging.getLogger("dataloader.bigquery")
 #: Error reasons (BigQuery's ``errors[].reason``) worth retrying.
 TRANSIENT_REASONS = frozenset(
     {"backendError", "internalError", "rateLimitExceeded", "jobRateLimitExceeded", "quotaExceeded", "jobBackendError"}
@@ -98,6 +100,7 @@ class Clients:
         self.project: str = self.rest.project
         self._credentials = credentials
         self._read: Any = None
+        self._storage: Any = None
 
     def where(self) -> str:
         endpoint = f" at {self.config.api_endpoint}" if self.config.api_endpoint else ""
@@ -217,8 +220,7 @@ class Clients:
         with translating(self.config, f"creating staging table {table[2]}", self.where()):
             self.rest.create_table(stage, exists_ok=False, retry=self.retry, timeout=self.timeout)
 
-    def load_parquet(self, path: Any, table: tuple[str, str, str], fields: list[Any]) -> None:
-        """A load job of the local Parquet file (a resumable upload) into ``table``."""
+    def _load_config(self, fields: list[Any]) -> Any:
         bigquery = self.bigquery
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
@@ -229,12 +231,79 @@ class Clients:
         options = bigquery.format_options.ParquetOptions()
         options.enable_list_inference = True
         config.parquet_options = options
+        return config
+
+    def load_parquet(self, path: Any, table: tuple[str, str, str], fields: list[Any]) -> None:
+        """A load job of the local Parquet file (a resumable upload) into ``table``."""
         doing = f"loading the staged rows into {table[2]}"
         with translating(self.config, doing, self.where()), open(path, "rb") as handle:
             job = self.rest.load_table_from_file(
-                handle, self._ref(table), job_config=config, num_retries=3, timeout=self.timeout, rewind=True
+                handle, self._ref(table), job_config=self._load_config(fields), num_retries=3, timeout=self.timeout, rewind=True
             )
         self._wait(job, doing)
+
+    def load_uris(self, uris: list[str], table: tuple[str, str, str], fields: list[Any]) -> None:
+        """A load job of Parquet objects already in GCS (``staging``) into ``table``."""
+        doing = f"loading the staged objects into {table[2]}"
+        with translating(self.config, doing, self.where()):
+            job = self.rest.load_table_from_uri(
+                uris, self._ref(table), job_config=self._load_config(fields), retry=self.retry, timeout=self.timeout
+            )
+        self._wait(job, doing)
+
+    # -- GCS staging (google-cloud-storage, imported only when ``staging`` is set) ---------------
+    def storage_client(self) -> Any:
+        if self._storage is None:
+            try:
+                from google.cloud import storage
+            except ImportError as exc:
+                raise ConnectorError(
+                    f"staging needs google-cloud-storage, which is not installed: {INSTALL_HINT}", key="staging"
+                ) from exc
+            staging = self.config.staging
+            assert staging is not None
+            options = {"api_endpoint": staging.api_endpoint} if staging.api_endpoint else None
+            with translating(self.config, "connecting to GCS", self.gcs_where()):
+                self._storage = storage.Client(project=self.project, credentials=self._credentials, client_options=options)
+        return self._storage
+
+    def gcs_where(self) -> str:
+        staging = self.config.staging
+        assert staging is not None
+        endpoint = f" at {staging.api_endpoint}" if staging.api_endpoint else ""
+        return f"gcs ({staging.uri}{endpoint})"
+
+    def upload(self, path: Any, name: str) -> str:
+        """Upload the local file to object ``name`` of the staging bucket; its ``gs://`` URI."""
+        staging = self.config.staging
+        assert staging is not None
+        doing = f"uploading the staged rows to gs://{staging.bucket}/{name}"
+        with translating(self.config, doing, self.gcs_where()):
+            blob = self.storage_client().bucket(staging.bucket).blob(name)
+            # if_generation_match=0: never overwrite an object (names are unique per commit).
+            blob.upload_from_filename(str(path), content_type="application/octet-stream", if_generation_match=0,
+                                      timeout=self.timeout, retry=self._gcs_retry())
+        return f"gs://{staging.bucket}/{name}"
+
+    def delete_objects(self, names: list[str]) -> None:
+        """Delete staged objects; a failure is logged, never raised (the rows are committed or not)."""
+        staging = self.config.staging
+        assert staging is not None
+        from google.api_core import exceptions as api
+
+        for name in names:
+            try:
+                self.storage_client().bucket(staging.bucket).blob(name).delete(timeout=self.timeout, retry=self._gcs_retry())
+            except api.NotFound:
+                continue
+            except Exception as exc:  # noqa: BLE001 - cleanup is best effort by design
+                log.warning("could not delete staged object gs://%s/%s (%s); delete it by hand",
+                            staging.bucket, name, translate(exc, self.config, "deleting a staged object").message)
+
+    def _gcs_retry(self) -> Any:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        return DEFAULT_RETRY.with_deadline(self.config.retry_deadline_s)
 
     def drop_table(self, table: tuple[str, str, str]) -> None:
         with translating(self.config, f"dropping staging table {table[2]}", self.where()):
@@ -247,6 +316,10 @@ class Clients:
             with contextlib.suppress(Exception):
                 self._read.transport.close()
         self._read = None
+        if self._storage is not None:
+            with contextlib.suppress(Exception):
+                self._storage.close()
+        self._storage = None
 
 
 def query_parameter(bigquery: Any, name: str, value: Any) -> Any:

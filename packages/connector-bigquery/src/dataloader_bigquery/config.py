@@ -10,6 +10,7 @@ from dataloader.config import ConfigModel, ConnectorConfig
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$")
 
 
 class PartitionBy(ConfigModel):
@@ -18,6 +19,35 @@ class PartitionBy(ConfigModel):
     field: str | None = None
     type: Literal["HOUR", "DAY", "MONTH", "YEAR"] = "DAY"
     expiration_days: float | None = Field(default=None, gt=0)
+
+
+class Staging(ConfigModel):
+    """A GCS prefix the destination uploads each commit's Parquet to before the load job.
+
+    ``uri`` is ``gs://bucket`` or ``gs://bucket/prefix``; ``api_endpoint`` points the storage
+    client elsewhere (an emulator, a private endpoint). The credentials are the destination's.
+    """
+
+    uri: str
+    api_endpoint: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _gs_uri(cls, value: str) -> str:
+        value = value.strip()
+        bucket = value.removeprefix("gs://").split("/", 1)[0]
+        if not value.startswith("gs://") or not _BUCKET.match(bucket):
+            raise ValueError(f"staging uri {value!r} must be gs://bucket or gs://bucket/prefix")
+        return value.rstrip("/")
+
+    @property
+    def bucket(self) -> str:
+        return self.uri.removeprefix("gs://").split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        rest = self.uri.removeprefix("gs://").partition("/")[2]
+        return f"{rest}/" if rest else ""
 
 
 class BigQueryConfig(ConnectorConfig):
@@ -54,6 +84,9 @@ class BigQueryConfig(ConnectorConfig):
     cluster_by: list[str] = Field(default_factory=list, max_length=4)
     #: Create ``dataset`` (in ``location``) when it does not exist.
     create_dataset: bool = True
+    #: Upload each commit's Parquet to this GCS prefix and load it with ``load_table_from_uri``
+    #: (``gs://bucket/prefix``, or ``{uri: ..., api_endpoint: ...}``); unset: a direct upload.
+    staging: Staging | None = None
 
     #: Seconds one HTTP request / gRPC call may take.
     timeout_s: float = Field(default=60.0, gt=0)
@@ -62,6 +95,11 @@ class BigQueryConfig(ConnectorConfig):
     retry_deadline_s: float = Field(default=120.0, gt=0)
     #: Seconds to wait for a load or query job to finish.
     job_timeout_s: float = Field(default=900.0, gt=0)
+
+    @field_validator("staging", mode="before")
+    @classmethod
+    def _staging_string(cls, value: object) -> object:
+        return {"uri": value} if isinstance(value, str) else value
 
     @field_validator("query")
     @classmethod
@@ -123,4 +161,4 @@ class BigQueryConfig(ConnectorConfig):
         return f"table {self.table}" if self.table else "query"
 
 
-__all__ = ["BigQueryConfig", "PartitionBy"]
+__all__ = ["BigQueryConfig", "PartitionBy", "Staging"]

@@ -2,7 +2,9 @@
 
 ``begin`` opens a local Parquet file; ``write`` appends each batch to it (with ``_dataloader_seq``,
 the row's position in the run, so that the last row per merge key wins); ``publish`` loads the
-file into a staging table created with an explicit schema, then runs one multi-statement
+file into a staging table created with an explicit schema (a resumable upload of the file, or,
+with ``staging``, an upload to a run- and commit-unique GCS prefix and ``load_table_from_uri``;
+the objects are deleted afterwards, best effort), then runs one multi-statement
 transaction that appends / replaces / merges into the target **and** writes the commit record,
 and finally drops the staging table. Nothing is visible in the target before that transaction
 commits; if it fails, BigQuery rolls all of it back.
@@ -103,7 +105,9 @@ class StagedWrite:
                 self._writer = None
                 fields = types.schema_fields(self.schema)
                 self.clients.ensure_table((self.project, self.dataset, self.table), fields, **create)
-                stage = self._load_stage(fields)
+                # Named before it is created: a failed load still drops it below.
+                stage = (self.project, self.dataset, f"{STAGE_PREFIX}{safe_name(self.table)}_{uuid.uuid4().hex[:12]}")
+                self._load_stage(stage, fields, record.run_id)
                 statements = self._publish_statements(stage)
             statements += state_table.write_statements(record)
             self.clients.run_script(statements, job_prefix=f"dataloader_commit_{safe_name(record.run_id)}_{self.number}")
@@ -112,14 +116,25 @@ class StagedWrite:
                 self.clients.drop_table(stage)
             self.discard()
 
-    def _load_stage(self, fields: list[Any]) -> tuple[str, str, str]:
+    def _load_stage(self, stage: tuple[str, str, str], fields: list[Any], run_id: str) -> None:
         from google.cloud.bigquery import SchemaField
 
-        stage = (self.project, self.dataset, f"{STAGE_PREFIX}{safe_name(self.table)}_{uuid.uuid4().hex[:12]}")
         stage_fields = [*fields, SchemaField(SEQ, "INT64")]
         self.clients.create_stage(stage, stage_fields, expires=dt.datetime.now(dt.timezone.utc) + STAGE_EXPIRY)
-        self.clients.load_parquet(self._path, stage, stage_fields)
-        return stage
+        staging = self.clients.config.staging
+        if staging is None:
+            self.clients.load_parquet(self._path, stage, stage_fields)
+            return
+        names = [f"{self.object_prefix(staging.prefix, run_id)}part-00000.parquet"]
+        try:
+            uris = [self.clients.upload(self._path, names[0])]
+            self.clients.load_uris(uris, stage, stage_fields)
+        finally:
+            self.clients.delete_objects(names)
+
+    def object_prefix(self, prefix: str, run_id: str) -> str:
+        """``<prefix><run>/<table>/<commit>-<random>/``: unique per run and commit."""
+        return f"{prefix}{safe_name(run_id)}/{safe_name(self.label)}/{self.number:06d}-{uuid.uuid4().hex[:12]}/"
 
     def _publish_statements(self, stage: tuple[str, str, str]) -> list[tuple[str, dict[str, Any]]]:
         target = quote(self.project, self.dataset, self.table)
