@@ -8,6 +8,7 @@ pass. Slow (a venv and its installs), so it runs in the ``dist`` tox env.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import venv
 from pathlib import Path
@@ -38,9 +39,12 @@ def test_generated_connector_installs_and_passes_the_contract_suite(tmp_path: Pa
     listed = subprocess.run([str(dataloader), "list-connectors", "--json"], capture_output=True, text=True)
     found = {row["name"]: row["distribution"] for row in json.loads(listed.stdout)}
     assert found["parquet_lake"] == "dataloader-connector-parquet-lake"
+    # The author's venv is not ours: options tox sets for this suite (e.g. --timeout from
+    # pytest-timeout) must not leak into it.
+    clean_env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     tested = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=package, capture_output=True, text=True, timeout=600,
+        cwd=package, capture_output=True, text=True, timeout=600, env=clean_env,
     )
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     assert " passed" in tested.stdout and "failed" not in tested.stdout
