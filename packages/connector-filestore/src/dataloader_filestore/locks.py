@@ -32,6 +32,7 @@ import logging
 import os
 import secrets
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 from dataloader.errors import ConnectorError
@@ -41,26 +42,28 @@ log = logging.getLogger("dataloader.filestore")
 LOCK_DIR = "_dataloader/locks"
 
 
-class LockStore:
+class LockStore(ABC):
     """The four operations a lock needs, on one backend. ``version`` identifies one write."""
 
     def tidy(self, path: str) -> None:
         """After a release: remove the lock's folders if empty (stores with real directories)."""
+        return None  # object stores have no folders to remove
 
+    @abstractmethod
     def create(self, path: str, data: bytes) -> Any | None:
         """Create ``path`` holding ``data`` unless it exists; the new version, or None."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read(self, path: str) -> tuple[bytes, Any] | None:
-        raise NotImplementedError
+        """The lock's bytes and their version, or None when there is no lock."""
 
+    @abstractmethod
     def swap(self, path: str, version: Any, data: bytes) -> Any | None:
         """Replace ``path`` with ``data`` only if it is still ``version``; the new version, or None."""
-        raise NotImplementedError
 
+    @abstractmethod
     def delete(self, path: str, version: Any) -> None:
         """Remove ``path`` if it is still ``version`` (best effort)."""
-        raise NotImplementedError
 
 
 class _RenamingStore(LockStore):
@@ -95,17 +98,21 @@ class _RenamingStore(LockStore):
             return None
         return data, data
 
+    @abstractmethod
     def _rename(self, old: str, new: str) -> None:
-        raise NotImplementedError
+        """Rename ``old`` to ``new``; FileNotFoundError when ``old`` is gone."""
 
+    @abstractmethod
     def _restore(self, tomb: str, path: str) -> None:
-        raise NotImplementedError
+        """Put a lock moved aside back at ``path``, unless ``path`` was taken meanwhile."""
 
+    @abstractmethod
     def _read_bytes(self, path: str) -> bytes:
-        raise NotImplementedError
+        """The file's bytes; FileNotFoundError when it is gone."""
 
+    @abstractmethod
     def _remove(self, path: str) -> None:
-        raise NotImplementedError
+        """Remove the file (gone already is fine)."""
 
 
 class LocalLockStore(_RenamingStore):
