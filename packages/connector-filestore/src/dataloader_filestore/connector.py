@@ -52,7 +52,7 @@ class FilestoreConnector(BaseConnector):
         from dataloader_filestore.filesystems import open_filesystem
         from dataloader_filestore.formats.registry import build_format
 
-        self._format = build_format(self.config.format, self.config.options)
+        self._format = build_format(self.config.format, self.config.options, getattr(self.context, "registry", None))
         self.fs, self.root = open_filesystem(self.config)
 
     def close(self) -> None:

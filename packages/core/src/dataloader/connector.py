@@ -107,6 +107,9 @@ class RunContext:
     batch_size: int = 10_000
     parallelism: int = 1
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The plugin registry this run resolved its plugins from (``run_recipe(..., host=...)``); a
+    #: connector that looks up other plugins (a file format, say) uses it, not the process-wide one.
+    registry: Any = None
 
 
 @runtime_checkable

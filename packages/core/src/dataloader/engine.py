@@ -118,7 +118,7 @@ def run_recipe_from_yaml(
     """``from_yaml`` then ``run_recipe``."""
     from dataloader.recipe import from_yaml
 
-    return run_recipe(from_yaml(path, vars=vars), state_backend, **options)
+    return run_recipe(from_yaml(path, vars=vars, host=options.get("host")), state_backend, **options)
 
 
 def run_many(
@@ -443,7 +443,7 @@ class _Run:
             log.warning("could not clear the run mark: %s", exc)
 
     def _context(self, role: str) -> RunContext:
-        return context_for(self.recipe, self.run_id, role)
+        return context_for(self.recipe, self.run_id, role, self.host.registry)
 
     # moving rows --------------------------------------------------------------------------
     def _move(self, the_plan: Plan, pending: State, start: State, resume_rows: int) -> None:

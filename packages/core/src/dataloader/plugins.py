@@ -22,6 +22,7 @@ Tests should not depend on what happens to be installed: build a :class:`PluginH
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import difflib
 import logging
 import os
@@ -298,6 +299,29 @@ def get_registry() -> Registry:
     return get_host().registry
 
 
+#: The registry a recipe is being validated or run against, when that is not the process-wide one.
+_active_registry: contextvars.ContextVar[Registry | None] = contextvars.ContextVar("dataloader_registry", default=None)
+
+
+def active_registry() -> Registry:
+    """The registry plugins should look other plugins up in: the one being validated against, else the process-wide one.
+
+    Plugin config models run inside pydantic validation, where no host can be passed; the core
+    sets the registry it validates with for the duration (:func:`using_registry`).
+    """
+    return _active_registry.get() or get_registry()
+
+
+@contextlib.contextmanager
+def using_registry(registry: Registry) -> Iterator[Registry]:
+    """Make ``registry`` what :func:`active_registry` returns in this context (thread / task)."""
+    token = _active_registry.set(registry)
+    try:
+        yield registry
+    finally:
+        _active_registry.reset(token)
+
+
 @contextlib.contextmanager
 def use_host(host: PluginHost) -> Iterator[PluginHost]:
     """Make ``host`` the process-wide host for the duration of the block."""
@@ -323,7 +347,9 @@ __all__ = [
     "Registration",
     "Registry",
     "get_host",
+    "active_registry",
     "get_registry",
+    "using_registry",
     "reset",
     "use_host",
 ]

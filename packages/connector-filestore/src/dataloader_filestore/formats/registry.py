@@ -13,10 +13,10 @@ def validate_options(name: str, options: dict[str, Any]) -> BaseModel | dict[str
 
     Raised as ValueError so that pydantic reports it under the recipe key, at ``validate`` time.
     """
-    from dataloader.plugins import get_registry
+    from dataloader.plugins import active_registry
 
     try:
-        registration = get_registry().get("format", name)
+        registration = active_registry().get("format", name)
     except PluginError as exc:
         raise ValueError(str(exc)) from None
     model = registration.config
@@ -32,13 +32,15 @@ def validate_options(name: str, options: dict[str, Any]) -> BaseModel | dict[str
         raise ValueError(f"invalid options for format '{name}': {problems}") from None
 
 
-def build_format(name: str, options: dict[str, Any]) -> Any:
-    """The format object for ``name``, ready to read and write."""
-    from dataloader.plugins import get_registry
+def build_format(name: str, options: dict[str, Any], registry: Any = None) -> Any:
+    """The format object for ``name``, ready to read and write, from ``registry`` (the run's) if given."""
+    from dataloader.plugins import active_registry, using_registry
 
+    registry = registry or active_registry()
     try:
-        registration = get_registry().get("format", name)
-        validated = validate_options(name, options)
+        registration = registry.get("format", name)
+        with using_registry(registry):
+            validated = validate_options(name, options)
     except (PluginError, ValueError) as exc:
         raise ConnectorError(str(exc), format=name) from exc
     return registration.build(validated)

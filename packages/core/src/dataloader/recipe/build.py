@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dataloader.errors import RecipeError
-from dataloader.plugins import get_registry
+from dataloader.plugins import PluginHost, active_registry
 from dataloader.recipe.loader import Origins, project_root_for, read_yaml, resolve_tree
 from dataloader.recipe.models import Recipe
 from dataloader.recipe.paths import resolve_recipe_paths
@@ -22,12 +22,14 @@ def from_yaml(
     env: Mapping[str, str] | None = None,
     *,
     project_root: str | os.PathLike[str] | None = None,
+    host: PluginHost | None = None,
 ) -> Recipe:
     """Load, merge, render and validate the recipe at ``path``.
 
     ``vars`` feed ``{{ var('x') }}``; ``env`` replaces ``os.environ`` for ``{{ env_var('X') }}``.
     The recipe and every file it extends must lie inside ``project_root`` (default: see
-    :func:`dataloader.recipe.loader.project_root_for`).
+    :func:`dataloader.recipe.loader.project_root_for`). ``host`` is the plugin host to validate
+    against (default: the process-wide one); pass the same host to :func:`run_recipe`.
     Every problem raises :class:`~dataloader.errors.RecipeError` naming the file and key path;
     ``error.context["problems"]`` lists them all as ``(file, key_path, message)``.
     """
@@ -38,7 +40,7 @@ def from_yaml(
         )
     root = project_root_for(recipe_path, project_root)
     data, lines = read_yaml(recipe_path, root=root)
-    return build_recipe(data, path=recipe_path, vars=vars, env=env, lines=lines, root=root)
+    return build_recipe(data, path=recipe_path, vars=vars, env=env, lines=lines, root=root, host=host)
 
 
 def build_recipe(
@@ -49,6 +51,7 @@ def build_recipe(
     env: Mapping[str, str] | None,
     lines: dict[str, int] | None,
     root: Path | None = None,
+    host: PluginHost | None = None,
 ) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError("a recipe must be a mapping of keys (name, source, destination, ...)", file=str(path))
@@ -59,8 +62,9 @@ def build_recipe(
         env=os.environ if env is None else env,
         locate=tree.origins.locate,
     )
-    rendered = resolve_recipe_paths(rendered, tree.origins, get_registry())
-    fields, problems = validate_tree(rendered, get_registry())
+    registry = host.registry if host is not None else active_registry()
+    rendered = resolve_recipe_paths(rendered, tree.origins, registry)
+    fields, problems = validate_tree(rendered, registry)
     if problems.items:
         raise _invalid(problems.items, tree.origins)
     return Recipe(

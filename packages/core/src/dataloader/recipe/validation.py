@@ -46,7 +46,18 @@ class Problems:
 
 
 def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, Any], Problems]:
-    """Check ``tree``; returns the keyword arguments for :class:`Recipe` and the problems found."""
+    """Check ``tree``; returns the keyword arguments for :class:`Recipe` and the problems found.
+
+    Plugin models that look up other plugins (a file format's options) see ``registry`` through
+    :func:`dataloader.plugins.active_registry`.
+    """
+    from dataloader.plugins import using_registry
+
+    with using_registry(registry):
+        return _validate_tree(tree, registry)
+
+
+def _validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, Any], Problems]:
     problems = Problems()
     fields: dict[str, Any] = {}
     for key in tree:

@@ -99,7 +99,7 @@ def preflight(recipe: Recipe, host: PluginHost | None = None) -> list[str]:
     """What ``dataloader check`` reports: every problem found before a run would touch anything."""
     the_plan = plan(recipe, host)
     for role in ("source", "destination"):
-        getattr(the_plan, role).context = context_for(recipe, "preflight", role)
+        getattr(the_plan, role).context = context_for(recipe, "preflight", role, the_plan.host.registry)
     problems: list[str] = []
     opened = []
     try:
@@ -117,7 +117,7 @@ def preflight(recipe: Recipe, host: PluginHost | None = None) -> list[str]:
     return problems
 
 
-def context_for(recipe: Recipe, run_id: str, role: str) -> RunContext:
+def context_for(recipe: Recipe, run_id: str, role: str, registry: Any = None) -> RunContext:
     """The facts about a run a connector gets as ``connector.context``."""
     runtime = recipe.runtime
     return RunContext(
@@ -128,6 +128,7 @@ def context_for(recipe: Recipe, run_id: str, role: str) -> RunContext:
         parallelism=runtime.parallelism,
         # With checkpoints a resumed run skips rows by count, so sources must read in a stable order.
         extras={"ordered": bool(runtime.checkpoint_every)},
+        registry=registry,
     )
 
 
