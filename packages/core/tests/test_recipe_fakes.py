@@ -1,7 +1,8 @@
 """A tiny in-test plugin for the recipe and CLI tests: a "memory" connector and a transform.
 
-The connector keeps tables in a module-level dict so a test can load rows into a source table and
-look at what a run wrote. It is registered explicitly through a PluginHost (no entry points), so
+The connector is the contract kit's in-memory connector (``dataloader.testing.MemoryConnector``):
+it keeps tables in a module-level dict so a test can load rows into a source table and look at what
+a run wrote. It is registered explicitly through a PluginHost (no entry points), so
 these tests never depend on which connector packages happen to be installed.
 """
 
@@ -15,12 +16,15 @@ import pytest
 from dataloader import hookimpl
 from dataloader.batch import Batch
 from dataloader.config import ConfigModel, ConnectorConfig
-from dataloader.connector import BaseConnector, Capabilities
+from dataloader.connector import Capabilities
 from dataloader.plugins import PluginHost, use_host
 from dataloader.state import State
+from dataloader.testing import MEMORY_TABLES
+from dataloader.testing import MemoryConnector as KitMemoryConnector
 from pydantic import Field
 
-TABLES: dict[str, pa.Table] = {}
+#: The kit's memory tables: what the "memory" connector reads and writes.
+TABLES = MEMORY_TABLES
 
 
 class MemoryConfig(ConnectorConfig):
@@ -30,43 +34,11 @@ class MemoryConfig(ConnectorConfig):
     api_key: str | None = None
 
 
-class MemoryConnector(BaseConnector):
-    """Reads and writes Arrow tables held in ``TABLES``; writes become visible on commit."""
-
-    capabilities = Capabilities(
-        read=True,
-        write=True,
-        write_modes=frozenset({"append", "overwrite"}),
-        incremental_strategies=frozenset({"cursor"}),
-        transactional=True,
-    )
-
-    def read_batches(self, state: State) -> Iterator[Batch]:
-        table = TABLES.get(self.config.table)
-        if table is None:
-            return
-        for rb in table.to_batches():
-            yield Batch.from_arrow(rb)
-
-    def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
-        self._pending: list[pa.RecordBatch] = []
-        self._mode = mode
-
-    def write_batch(self, batch: Batch, state: State) -> None:
-        self._pending.append(batch.to_arrow())
-
-    def commit(self, state: State) -> None:
-        if not self._pending:
-            return
-        new = pa.Table.from_batches(self._pending)
-        old = TABLES.get(self.config.table)
-        TABLES[self.config.table] = new if self._mode == "overwrite" or old is None else pa.concat_tables([old, new])
-
-    def abort(self) -> None:
-        self._pending = []
+class MemoryConnector(KitMemoryConnector):
+    """The kit's in-memory connector (``dataloader.testing``), under the name ``memory``, with an estimate."""
 
     def estimate_total_records(self, state: State) -> int | None:
-        table = TABLES.get(self.config.table)
+        table = self._table()
         return table.num_rows if table is not None else 0
 
 

@@ -3,6 +3,12 @@
 A :class:`Batch` is an Arrow record batch plus a metadata dict. Connectors and transforms should
 stay in Arrow (``to_arrow`` / ``from_arrow``); the row-oriented accessors exist as an adapter for
 small tests and simple plugins, and are deliberately not used on any hot path.
+
+Rejecting rows is part of the batch: a transform step or a quality check calls
+:meth:`Batch.reject` with a mask of the rows to keep and why the others failed. The returned batch
+holds the kept rows and carries the rejected ones (with ``__error`` and ``__row``, the row number in
+the run from 1); the engine takes them after every step (:meth:`Batch.take_rejected`), writes them to
+the run's dead-letter file and counts them against ``runtime.max_failed_rows``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
+
+from dataloader._lazy import compute as pc
+
+#: Columns a rejected-rows table has beside the row's own: why it was rejected, and its row number.
+ERROR_COLUMN = "__error"
+ROW_COLUMN = "__row"
 
 
 class Batch:
@@ -22,11 +34,12 @@ class Batch:
     uses ``to_arrow_chunks`` and never pays for that copy.
     """
 
-    __slots__ = ("_data", "_chunks", "metadata")
+    __slots__ = ("_data", "_chunks", "_rejected", "metadata")
 
     def __init__(self, data: pa.RecordBatch | pa.Table, metadata: dict[str, Any] | None = None) -> None:
         self._data: pa.RecordBatch | None = None
         self._chunks: pa.Table | None = None
+        self._rejected: pa.Table | None = None
         if isinstance(data, pa.Table):
             chunks = data.to_batches()
             if data.num_rows == 0:
@@ -107,9 +120,47 @@ class Batch:
     def __len__(self) -> int:
         return self._arrow.num_rows
 
-    def replace(self, data: pa.RecordBatch) -> Batch:
-        """A new batch with other data and the same metadata."""
-        return Batch(data, self.metadata)
+    def replace(self, data: pa.RecordBatch | pa.Table) -> Batch:
+        """A new batch with other data, the same metadata and the rows rejected so far."""
+        replaced = Batch(data, self.metadata)
+        replaced._rejected = self._rejected
+        return replaced
+
+    def reject(self, keep: pa.Array, errors: pa.Array | str) -> Batch:
+        """The rows where ``keep`` is true; the others leave the load with their error.
+
+        :param keep: a boolean array, one value per row: true keeps the row. A null counts as true.
+        :param errors: why each row failed: one string for all of them, or a string array with one
+            value per row (only the rejected rows' values are read).
+        :returns: a new batch with the kept rows and the same metadata, carrying the rejected rows
+            (these and any rejected earlier) for the engine's dead-letter file.
+        """
+        data = self.to_arrow()
+        if len(keep) != data.num_rows:
+            raise ValueError(f"reject: keep has {len(keep)} values for {data.num_rows} rows")
+        keep = pc.fill_null(keep, True)
+        drop = pc.invert(keep)
+        if isinstance(errors, str):
+            errors = pa.repeat(pa.scalar(errors, pa.string()), data.num_rows)
+        rows = positions(data.num_rows, int(self.metadata.get("row_offset", 0)) + 1)
+        rejected = pa.Table.from_batches([data.filter(drop)])
+        rejected = rejected.append_column(ERROR_COLUMN, errors.filter(drop).cast(pa.string()))
+        rejected = rejected.append_column(ROW_COLUMN, rows.filter(drop))
+        if self._rejected is not None:
+            rejected = pa.concat_tables([self._rejected, rejected], promote_options="permissive")
+        kept = Batch(data.filter(keep), self.metadata)
+        kept._rejected = rejected if rejected.num_rows else self._rejected
+        return kept
+
+    @property
+    def rejected(self) -> pa.Table | None:
+        """The rows rejected on the way here (with ``__error`` and ``__row``), or None."""
+        return self._rejected
+
+    def take_rejected(self) -> pa.Table | None:
+        """The rejected rows, removed from the batch (the engine's dead-letter hand-off)."""
+        rejected, self._rejected = self._rejected, None
+        return rejected
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "rows": self.rows, "metadata": dict(self.metadata)}
@@ -132,6 +183,14 @@ class DictBatch(Batch):
     ) -> None:
         built = Batch.from_rows(columns, rows, metadata, schema=schema)
         super().__init__(built.to_arrow(), built.metadata)
+
+
+def positions(count: int, start: int = 0) -> pa.Array:
+    """``start, start + 1, ...`` as an int64 array, built by Arrow (no Python list of rows)."""
+    if count == 0:
+        return pa.array([], pa.int64())
+    ones = pa.repeat(pa.scalar(1, pa.int64()), count)
+    return pc.add(pc.cumulative_sum(ones), pa.scalar(start - 1, pa.int64()))
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
@@ -181,4 +240,4 @@ def _identity(metadata: dict[str, Any]) -> Any:
     return metadata.get("file")
 
 
-__all__ = ["Batch", "DictBatch", "rechunk"]
+__all__ = ["Batch", "DictBatch", "ERROR_COLUMN", "ROW_COLUMN", "positions", "rechunk"]

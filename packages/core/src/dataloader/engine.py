@@ -447,7 +447,7 @@ class _Run:
 
     # moving rows --------------------------------------------------------------------------
     def _move(self, the_plan: Plan, pending: State, start: State, resume_rows: int) -> None:
-        from dataloader.quality import DeadLetters
+        from dataloader.run.dead_letters import DeadLetters
 
         destination = the_plan.destination
         self.dead_letters = DeadLetters(self.recipe, self.run_id)
@@ -607,7 +607,7 @@ class _Run:
         return batch
 
     def _take_rejects(self, batch: Batch, where: str) -> Batch:
-        rejected = batch.metadata.pop("rejected", None)
+        rejected = batch.take_rejected()
         if rejected is not None and rejected.num_rows:
             self.rows_failed += rejected.num_rows
             self.dead_letters.write(rejected, where, batch.metadata)

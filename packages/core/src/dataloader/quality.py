@@ -12,39 +12,26 @@ array that is True where the row passes, computed with ``pyarrow.compute``. Acti
 stops the run (rolled back), ``warn`` reports and loads the rows, ``dlq`` moves the failing rows
 to the dead-letter file and loads the rest.
 
-Rows a step rejects travel in ``batch.metadata["rejected"]``: a table of the rejected rows plus
-``__error`` (why) and ``__row`` (the row number in the run, from 1). The engine takes them out
-after every step and writes them here.
+Rows a check (or a transform step) rejects travel with the batch (:meth:`Batch.reject
+<dataloader.batch.Batch.reject>`): a table of the rejected rows plus ``__error`` (why) and ``__row``
+(the row number in the run, from 1). The engine takes them after every step and writes them to the
+run's dead-letter file (:mod:`dataloader.run.dead_letters`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import ValidationError
 
-from dataloader import secrets
 from dataloader._lazy import compute as pc
-from dataloader.batch import Batch
+from dataloader.batch import Batch, positions
 from dataloader.config import ConfigModel
 from dataloader.errors import EngineError, RecipeError
+from dataloader.run.dead_letters import DeadLetters
 
 Action = Literal["fail", "warn", "dlq"]
-ERROR_COLUMN = "__error"
-ROW_COLUMN = "__row"
-
-
-def positions(count: int, start: int = 0) -> pa.Array:
-    """``start, start + 1, ...`` as an int64 array, built by Arrow (no Python list of rows)."""
-    if count == 0:
-        return pa.array([], pa.int64())
-    ones = pa.repeat(pa.scalar(1, pa.int64()), count)
-    return pc.add(pc.cumulative_sum(ones), pa.scalar(start - 1, pa.int64()))
 
 
 class CheckConfig(ConfigModel):
@@ -217,20 +204,9 @@ class Checks:
         return reject(batch, keep, errors)
 
 
-def reject(batch: Batch, keep: pa.Array, errors: pa.Array) -> Batch:
-    """Split ``batch``: rows where ``keep`` is False go to ``metadata["rejected"]`` with their error."""
-    data = batch.to_arrow()
-    drop = pc.invert(keep)
-    offset = int(batch.metadata.get("row_offset", 0))
-    rows = positions(data.num_rows, offset + 1)
-    rejected = pa.Table.from_batches([data.filter(drop)])
-    rejected = rejected.append_column(ERROR_COLUMN, errors.filter(drop)).append_column(ROW_COLUMN, rows.filter(drop))
-    previous = batch.metadata.get("rejected")
-    if previous is not None:
-        rejected = pa.concat_tables([previous, rejected], promote_options="permissive")
-    metadata = dict(batch.metadata)
-    metadata["rejected"] = rejected
-    return Batch(data.filter(keep), metadata)
+def reject(batch: Batch, keep: pa.Array, errors: pa.Array | str) -> Batch:
+    """Kept rows of ``batch``; the others leave with their error (:meth:`dataloader.batch.Batch.reject`)."""
+    return batch.reject(keep, errors)
 
 
 def build_checks(recipe: Any, registry: Any) -> Checks:
@@ -240,60 +216,6 @@ def build_checks(recipe: Any, registry: Any) -> Checks:
     return Checks([(where, registration.build(config)) for where, registration, config in built])
 
 
-class DeadLetters:
-    """The run's dead-letter file: one JSON object per rejected row.
-
-    ``runtime.dead_letter_path`` (default ``errors/{recipe}/{run_id}.jsonl``) may be a local path
-    or any fsspec URL (``s3://...``). The file is created on the first rejected row only; a local
-    one readable by its owner only (0600: it holds row data). Known secrets are masked by value in
-    every line (:func:`dataloader.secrets.mask`).
-    """
-
-    def __init__(self, recipe: Any, run_id: str) -> None:
-        template = getattr(recipe.runtime, "dead_letter_path", None) or "errors/{recipe}/{run_id}.jsonl"
-        self.location = template.format(recipe=recipe.name, run_id=run_id)
-        self._stream: Any = None
-
-    def _open(self) -> Any:
-        if "://" in self.location:
-            try:
-                import fsspec
-            except ImportError as exc:
-                from dataloader.install import install_hint
-
-                raise EngineError(
-                    f"dead-letter path {self.location} needs fsspec: {install_hint('filestore')}"
-                ) from exc
-            return fsspec.open(self.location, "w", encoding="utf-8", auto_mkdir=True).open()
-        path = Path(self.location)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        return os.fdopen(fd, "a", encoding="utf-8")
-
-    def write(self, rejected: pa.Table, where: str, metadata: dict[str, Any]) -> None:
-        if self._stream is None:
-            self._stream = self._open()
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        record_columns = [name for name in rejected.column_names if name not in (ERROR_COLUMN, ROW_COLUMN)]
-        records = rejected.select(record_columns).to_pylist()
-        errors = rejected.column(ERROR_COLUMN).to_pylist()
-        rows = rejected.column(ROW_COLUMN).to_pylist()
-        # Rejected rows are few and leave the hot path here: a per-row loop is fine.
-        for record, error, row in zip(records, errors, rows, strict=False):
-            line = {"record": record, "error": error, "row": row, "file": metadata.get("file"), "timestamp": now}
-            self._stream.write(secrets.mask(json.dumps(line, default=str, ensure_ascii=False), structural=False) + "\n")
-
-    def close(self) -> None:
-        if self._stream is not None:
-            self._stream.flush()
-            try:
-                os.fsync(self._stream.fileno())
-            except (AttributeError, OSError, ValueError):
-                pass
-            self._stream.close()
-            self._stream = None
-
-    discard = close
 
 
 __all__ = ["Check", "CheckConfig", "Checks", "DeadLetters", "BUILTIN_CHECKS", "build_checks", "positions", "reject", "validate_checks"]

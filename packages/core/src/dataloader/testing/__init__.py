@@ -49,6 +49,7 @@ from dataloader.hookspecs import hookimpl
 from dataloader.plugins import PluginHost, use_host
 from dataloader.run.ledger import CommitRecord, LeaseHolder
 from dataloader.state import LocalStateBackend, State
+from dataloader.testing.suite import SealedSuite
 
 #: The commit records ``contract_memory`` stores with its tables, by (table, recipe name).
 MEMORY_RECORDS: dict[tuple[str, str], dict[str, Any]] = {}
@@ -105,7 +106,11 @@ class MemoryConfig(ConnectorConfig):
 
 
 class MemoryConnector(BaseConnector):
-    """Reads ``MEMORY_TABLES[table]``; writes replace or extend it at commit, atomically."""
+    """Reads ``MEMORY_TABLES[table]``; writes replace or extend it at commit, atomically.
+
+    Any config with a ``table`` works (a test plugin can register it under its own name with its
+    own config model); ``ipc_path``, ``fail_after_batches`` and ``batch_rows`` are optional.
+    """
 
     capabilities = Capabilities(
         read=True,
@@ -118,7 +123,7 @@ class MemoryConnector(BaseConnector):
     )
 
     def _table(self) -> pa.Table | None:
-        if self.config.ipc_path:
+        if getattr(self.config, "ipc_path", None):
             with pa.memory_map(self.config.ipc_path) as source:
                 return pa.ipc.open_file(source).read_all()
         return MEMORY_TABLES.get(self.config.table)
@@ -145,11 +150,12 @@ class MemoryConnector(BaseConnector):
             if start is not None:
                 column = table.column(incremental.cursor_column)
                 table = table.filter(pc.greater_equal(column, pa.scalar(start, column.type)))
-        for number, record_batch in enumerate(table.to_batches(max_chunksize=self.config.batch_rows)):
-            if self.config.fail_after_batches is not None and number >= self.config.fail_after_batches:
+        fail_after = getattr(self.config, "fail_after_batches", None)
+        for number, record_batch in enumerate(table.to_batches(max_chunksize=getattr(self.config, "batch_rows", None))):
+            if fail_after is not None and number >= fail_after:
                 raise ConnectorError("the contract kit's source failed on purpose")
             yield Batch.from_arrow(record_batch)
-        if self.config.fail_after_batches is not None:
+        if fail_after is not None:
             raise ConnectorError("the contract kit's source failed on purpose")
 
     def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
@@ -267,12 +273,15 @@ def _cast_via_text(column: Any, target: pa.DataType) -> Any:
 
 
 # -- the suite ---------------------------------------------------------------------------------
-class ConnectorContractSuite:
-    """Subclass it, set ``connector_type`` and provide the ``contract_target`` fixture."""
+class ConnectorContractSuite(SealedSuite):
+    """Subclass it, set ``connector_type`` and provide the ``contract_target`` fixture.
 
+    ``xfail = {"test name or test name[param]": "reason"}`` marks expected failures (strict); a
+    subclass cannot redefine a suite test (:class:`dataloader.testing.suite.SealedSuite`).
+    """
+
+    _suite = True
     connector_type: ClassVar[str] = ""
-    #: ``{"test name or test name[param]": "reason"}``: expected failures, always with a reason.
-    xfail: ClassVar[dict[str, str]] = {}
     #: Plugins to register explicitly (for a connector that is not installed through an entry point).
     plugins: ClassVar[tuple[Any, ...]] = ()
 
@@ -282,10 +291,7 @@ class ConnectorContractSuite:
         pytest.fail(f"{type(self).__name__} must define a contract_target fixture returning a ContractTarget")
 
     @pytest.fixture(autouse=True)
-    def _contract_host(self, request: pytest.FixtureRequest) -> Iterator[PluginHost]:
-        reason = self.xfail.get(request.node.name) or self.xfail.get(getattr(request.node, "originalname", ""))
-        if reason:
-            request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+    def _contract_host(self) -> Iterator[PluginHost]:
         MEMORY_TABLES.clear()
         host = plugin_host(*self.plugins)
         with use_host(host):

@@ -53,6 +53,7 @@ import pytest
 from dataloader.cli_state import build_state_backend
 from dataloader.errors import LeaseHeldError, LeaseLostError, StateError
 from dataloader.run.ledger import LeaseHolder, utc_now
+from dataloader.testing.suite import SealedSuite
 
 #: A state as the engine saves it, with values at their types' edges and some Unicode.
 SAMPLE_STATE: dict[str, Any] = {
@@ -77,12 +78,14 @@ def other_holder(run_id: str = "other-run") -> LeaseHolder:
     return LeaseHolder(run_id=f"{run_id}-{uuid.uuid4().hex[:6]}", host="another-machine.invalid", pid=424242, since=utc_now())
 
 
-class StateBackendContractSuite:
-    """Subclass it, set ``backend_name`` and provide the ``state_options`` and ``raw_store`` fixtures."""
+class StateBackendContractSuite(SealedSuite):
+    """Subclass it, set ``backend_name`` and provide the ``state_options`` and ``raw_store`` fixtures.
 
+    ``xfail = {"test name": "reason"}`` marks expected failures (strict); suite tests are sealed.
+    """
+
+    _suite = True
     backend_name: ClassVar[str] = ""
-    #: ``{"test name": "reason"}``: expected failures, always with a reason (strict).
-    xfail: ClassVar[dict[str, str]] = {}
 
     # fixtures ----------------------------------------------------------------------------------
     @pytest.fixture
@@ -99,12 +102,6 @@ class StateBackendContractSuite:
         from dataloader.secrets import is_secret_name as is_secret_key
 
         return [str(v) for k, v in state_options.items() if is_secret_key(k) and isinstance(v, str) and v]
-
-    @pytest.fixture(autouse=True)
-    def _strict_xfail(self, request: pytest.FixtureRequest) -> None:
-        reason = self.xfail.get(request.node.name) or self.xfail.get(getattr(request.node, "originalname", ""))
-        if reason:
-            request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
     @pytest.fixture
     def make_backend(self, state_options: dict[str, Any]) -> Callable[[], Any]:
@@ -401,7 +398,7 @@ def shared_run_host() -> Iterator[Any]:
         SHARED_TABLES.clear()
 
 
-class SharedStateRunSuite:
+class SharedStateRunSuite(SealedSuite):
     """The issue's done-when checks, through the real engine: one recipe, two "machines" (two
     working directories, two backend instances), one shared backend.
 
@@ -413,6 +410,7 @@ class SharedStateRunSuite:
     Subclass it with ``backend_name`` and a ``state_options`` fixture, like the contract suite.
     """
 
+    _suite = True
     backend_name: ClassVar[str] = ""
 
     @pytest.fixture

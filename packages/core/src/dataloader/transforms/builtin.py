@@ -13,10 +13,9 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from dataloader._lazy import compute as pc
-from dataloader.batch import Batch
+from dataloader.batch import Batch, positions
 from dataloader.config import ConfigModel
 from dataloader.errors import TransformError
-from dataloader.quality import positions, reject
 from dataloader.transforms.base import Transform
 
 
@@ -257,7 +256,7 @@ class Cast(Transform):
         message = pc.binary_join_element_wise(
             pa.scalar(f"cast: column '{column}': "), pc.fill_null(text, "null"), pa.scalar(f" is not a valid {target}"), ""
         )
-        return reject(batch, keep, message)
+        return batch.reject(keep, message)
 
 
 BUILTIN_TRANSFORMS: list[tuple[str, type[Transform], type[ConfigModel]]] = [

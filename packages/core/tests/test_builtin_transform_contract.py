@@ -1,0 +1,117 @@
+"""Every built-in transform step passes the shipped transform contract suite."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from dataloader.testing.suite import SealedSuite
+from dataloader.testing.transforms import TransformContractSuite
+from dataloader.transforms.builtin import BUILTIN_TRANSFORMS
+
+
+def _people() -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array([1, 2, 3, 4], pa.int64()),
+            "name": ["Ada", None, "Zoë", ""],
+            "age": ["36", "41", None, "7"],
+        }
+    )
+
+
+class TestRenameColumns(TransformContractSuite):
+    transform_type = "rename_columns"
+
+    @pytest.fixture
+    def step_options(self):
+        return {"mapping": {"name": "full_name"}}
+
+    @pytest.fixture
+    def sample(self):
+        return _people()
+
+
+class TestSelectColumns(TransformContractSuite):
+    transform_type = "select_columns"
+
+    @pytest.fixture
+    def step_options(self):
+        return {"columns": ["name", "id"]}
+
+    @pytest.fixture
+    def sample(self):
+        return _people()
+
+
+class TestDropColumns(TransformContractSuite):
+    transform_type = "drop_columns"
+
+    @pytest.fixture
+    def step_options(self):
+        return {"columns": ["age"]}
+
+    @pytest.fixture
+    def sample(self):
+        return _people()
+
+
+class TestAddColumn(TransformContractSuite):
+    transform_type = "add_column"
+
+    @pytest.fixture
+    def step_options(self):
+        return {"name": "loaded_by", "value": "dataloader"}
+
+    @pytest.fixture
+    def sample(self):
+        return _people()
+
+
+class TestCastFailing(TransformContractSuite):
+    transform_type = "cast"
+
+    @pytest.fixture
+    def step_options(self):
+        return {"columns": {"age": "int", "id": "int32"}}
+
+    @pytest.fixture
+    def sample(self):
+        return _people()
+
+
+class TestCastToDeadLetters(TransformContractSuite):
+    transform_type = "cast"
+
+    @pytest.fixture
+    def step_options(self):
+        return {"columns": {"age": "int"}, "on_error": "dlq"}
+
+    @pytest.fixture
+    def sample(self):
+        return _people()
+
+    @pytest.fixture
+    def rejecting_sample(self):
+        return pa.table({"id": pa.array([1, 2, 3], pa.int64()), "age": ["36", "forty", "9223372036854775808"]})
+
+
+def test_every_builtin_transform_has_a_suite() -> None:
+    covered = {cls.transform_type for cls in globals().values() if isinstance(cls, type) and issubclass(cls, TransformContractSuite)}
+    assert {name for name, _, _ in BUILTIN_TRANSFORMS} <= covered
+
+
+def test_a_subclass_cannot_replace_a_suite_test() -> None:
+    with pytest.raises(TypeError, match="cannot be replaced: list it in xfail"):
+
+        class Cheating(TransformContractSuite):  # noqa: F841
+            transform_type = "cast"
+
+            def test_metadata_survives(self) -> None:
+                pass
+
+
+def test_an_expected_failure_needs_a_reason() -> None:
+    with pytest.raises(TypeError, match="needs a reason"):
+
+        class NoReason(SealedSuite):  # noqa: F841
+            xfail = {"test_x": " "}
