@@ -31,6 +31,16 @@ def test_hookspecs_are_found():
 
 
 @pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_documents_each_parameter(hook):
+    import inspect
+
+    function = getattr(hookspecs, hook)
+    doc = inspect.getdoc(function) or ""
+    for name in inspect.signature(function).parameters:
+        assert f":param {name}:" in doc, f"hookspecs.{hook} does not document its parameter {name}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_is_documented_in_the_plugin_guide(hook):
     assert re.search(rf"`{hook}\(", page("plugins.md")), f"docs/plugins.md does not document the hook {hook}"
     assert (getattr(hookspecs, hook).__doc__ or "").strip(), f"hookspecs.{hook} has no docstring"

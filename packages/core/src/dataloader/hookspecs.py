@@ -24,19 +24,34 @@ export metrics or send alerts. They must not raise; an exception there is logged
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from dataloader.batch import Batch
+    from dataloader.run.events import RunInfo, RunResult
 
 PROJECT_NAME = "dataloader"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-Register = Callable[..., None]
+
+class Register(Protocol):
+    """The callable each ``register_*`` hook receives."""
+
+    def __call__(self, name: str, factory: Callable[[Any], Any], *, config: type[BaseModel] | None = None) -> None:
+        """Register ``factory`` under ``name`` in this hook's kind.
+
+        :param name: what recipes (and ``list-*`` commands) call it: lower case, digits, ``_``.
+        :param factory: called once per use as ``factory(config_instance)``; a class usually.
+        :param config: the pydantic model that validates the recipe's section (unknown keys are
+            errors naming the key); ``None`` for a plugin without options.
+        :raises PluginError: when another distribution already registered ``name`` in this kind.
+        """
 
 
 @hookspec
@@ -47,6 +62,8 @@ def register_connectors(register: Register) -> None:
     ``dataloader.config.ConnectorConfig``; the connector subclasses
     ``dataloader.connector.BaseConnector`` (or satisfies the ``Connector`` protocol) and declares
     ``capabilities``. The same connector serves as source and destination when it can do both.
+
+    :param register: call it once per connector (:class:`Register`).
     """
 
 
@@ -56,7 +73,10 @@ def register_transforms(register: Register) -> None:
 
     ``register("rename_columns", RenameColumns, config=RenameColumnsConfig)``. A transform is
     built once per run with its config and called as ``transform.apply(batch) -> Batch`` for each
-    batch; it should use ``pyarrow.compute`` rather than loop over rows.
+    batch; it should use ``pyarrow.compute`` rather than loop over rows, and rejects rows with
+    ``Batch.reject``. ``dataloader.testing.transforms.TransformContractSuite`` tests it.
+
+    :param register: call it once per transform type (:class:`Register`).
     """
 
 
@@ -65,7 +85,10 @@ def register_formats(register: Register) -> None:
     """Register file formats for file-based connectors.
 
     ``register("csv", CsvFormat, config=CsvOptions)``. See ``dataloader.formats.Format`` for what a
-    format object must provide (a streaming reader and a streaming writer over binary files).
+    format object must provide (a streaming reader and a streaming writer over binary files);
+    ``dataloader.testing.formats.FormatContractSuite`` tests it.
+
+    :param register: call it once per format name (:class:`Register`).
     """
 
 
@@ -79,6 +102,8 @@ def register_state_backends(register: Register) -> None:
     instance since this one loaded it. It should hold the per-recipe lease
     (``dataloader.state.LeasingBackend``) and may offer ``delete(name)`` and ``lease_holder(name)``
     for the CLI. ``dataloader.testing.state.StateBackendContractSuite`` tests all of it.
+
+    :param register: call it once per backend name (:class:`Register`).
     """
 
 
@@ -88,6 +113,8 @@ def register_quality_checks(register: Register) -> None:
 
     ``register("regex", RegexCheck, config=RegexCheckConfig)``. A check is called as
     ``check.evaluate(record_batch) -> pyarrow.BooleanArray`` (True where the row passes).
+
+    :param register: call it once per check name (:class:`Register`).
     """
 
 
@@ -103,22 +130,36 @@ def register_executors(register: Register) -> None:
     into ready batches (``job.process(partition)``, safe to call on another machine from the
     recipe alone) and writes batches through the one commit protocol (``job.write(batch)``, on
     the driver).
+
+    :param register: call it once per executor name (:class:`Register`).
     """
 
 
 @hookspec
-def run_started(run: Any) -> None:
-    """Called when a run starts; ``run`` has ``run_id``, ``recipe`` and ``started_at``."""
+def run_started(run: RunInfo) -> None:
+    """Called when a run starts, before any connection is opened.
+
+    :param run: the recipe, the run's id and when it started (:class:`dataloader.run.events.RunInfo`).
+    """
 
 
 @hookspec
-def batch_written(run: Any, batch: Batch, rows: int) -> None:
-    """Called after each batch is handed to the destination (not yet committed)."""
+def batch_written(run: RunInfo, batch: Batch, rows: int) -> None:
+    """Called after each batch is handed to the destination (written, not yet committed).
+
+    :param run: the run (:class:`dataloader.run.events.RunInfo`).
+    :param batch: the batch as the destination received it (after transforms and checks).
+    :param rows: how many rows of it were written.
+    """
 
 
 @hookspec
-def run_finished(run: Any, result: Any) -> None:
-    """Called when a run ends, successfully or not; ``result`` is the ``RunResult``."""
+def run_finished(run: RunInfo, result: RunResult) -> None:
+    """Called when a run ends, committed or not; never raises into the run.
+
+    :param run: the run (:class:`dataloader.run.events.RunInfo`).
+    :param result: its outcome (:class:`dataloader.run.events.RunResult`): status, counts, error.
+    """
 
 
-__all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
+__all__ = ["hookspec", "hookimpl", "PROJECT_NAME", "Register"]
