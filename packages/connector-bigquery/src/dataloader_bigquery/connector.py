@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from dataloader.batch import Batch, rechunk
+from dataloader.config import check_merge_keys
 from dataloader.connector import BaseConnector, Capabilities
 from dataloader.errors import ConnectorError
 from dataloader.run.ledger import CommitRecord, CommitRecordTable
@@ -123,8 +124,7 @@ class BigQueryConnector(BaseConnector):
     def begin(self, schema: Any, mode: str, state: State) -> None:
         if not self.config.table:
             raise ConnectorError("a bigquery destination needs `table` (dataset.table), not `query`")
-        if mode == "merge" and not self.config.merge_keys:
-            raise ConnectorError("write_mode merge needs merge_keys (the columns that identify a row), e.g. merge_keys: [id]")
+        check_merge_keys(mode, self.config.merge_keys)
         self.abort()  # a write begun and never committed or aborted
         self._commits += 1
         write = StagedWrite(self.clients, self._table(), mode, list(self.config.merge_keys), self._commits)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataloader.batch import Batch
+from dataloader.config import check_merge_keys
 from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
 from dataloader.errors import ConnectorError, LeaseHeldError
 from dataloader.run.ledger import CommitRecord, LeaseHolder
@@ -287,11 +288,7 @@ class DuckDBConnector(BaseConnector):
                 + ", ".join(sorted(self.capabilities.write_modes)),
                 write_mode=mode,
             )
-        if mode == "merge" and not self.config.merge_keys:
-            raise ConnectorError(
-                f"write_mode 'merge' into {self.table} needs merge_keys: the columns that identify a row",
-                table=str(self.table),
-            )
+        check_merge_keys(mode, self.config.merge_keys, table=str(self.table))
         con = self._connection()
         with self._writing(f"start loading {self._describe()}"):
             target = self.qualified_table

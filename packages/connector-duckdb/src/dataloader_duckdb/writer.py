@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from dataloader.config import check_merge_keys
 from dataloader.errors import ConnectorError
 from dataloader.handoff import END, Handoff
 from dataloader.run.ledger import CommitRecord, CommitRecordTable
@@ -106,11 +107,7 @@ class StagedLoad:
         self.layout = [Column(c.name, NULL_TYPE) if c.name in undecided else c for c in self._columns_of(self.stage)]
 
     def _check_merge_keys(self, names: list[str]) -> None:
-        if not self.merge_keys:
-            raise ConnectorError(
-                f"write_mode 'merge' into {self.target} needs merge_keys: the columns that identify a row",
-                table=str(self.target),
-            )
+        check_merge_keys("merge", self.merge_keys, table=str(self.target))
         present = {name.lower() for name in names}
         missing = [key for key in self.merge_keys if key.lower() not in present]
         if missing:

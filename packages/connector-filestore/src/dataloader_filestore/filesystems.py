@@ -9,17 +9,11 @@ package uses only generic fsspec calls (``glob``, ``info``, ``open``, ``mv``, ``
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from dataloader.errors import ConnectorError, TransientConnectorError
 
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-
-
-def scheme_of(path: str) -> str | None:
-    match = _SCHEME.match(path)
-    return match.group(1).lower() if match else None
+from dataloader_filestore.remote.location import scheme_of
 
 
 def is_local(config: Any) -> bool:

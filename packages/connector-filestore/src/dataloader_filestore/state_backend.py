@@ -45,7 +45,7 @@ from dataloader.errors import DataLoaderError, LeaseHeldError, LeaseLostError, S
 from dataloader.run.ledger import LeaseHolder, holder_is_dead
 from pydantic import ConfigDict, field_validator
 
-from dataloader_filestore.remote.location import SCHEMES, parse_location, redact
+from dataloader_filestore.remote.location import SCHEMES, parse_location, redact, scheme_of
 from dataloader_filestore.remote.options import RemoteOptions
 
 _NUMBERED = re.compile(r"^(state|lease)-(\d{12})\.json$")
@@ -63,7 +63,7 @@ class FsspecStateConfig(RemoteOptions):
     @field_validator("url")
     @classmethod
     def _supported_scheme(cls, value: str) -> str:
-        scheme = value.split("://", 1)[0].lower() if "://" in value else None
+        scheme = scheme_of(value)
         if scheme is not None and scheme not in SCHEMES:
             raise ValueError(
                 f"the fsspec state backend reaches s3://, sftp:// and file:// URLs (or a plain folder), not {scheme}://"

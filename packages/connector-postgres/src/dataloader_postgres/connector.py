@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 from dataloader.batch import Batch, rechunk
+from dataloader.config import check_merge_keys
 from dataloader.connector import BaseConnector, Capabilities
 from dataloader.errors import ConnectorError, DataLoaderError, LeaseHeldError, LeaseLostError
 from dataloader.run.ledger import CommitRecord, LeaseHolder
@@ -393,10 +394,7 @@ class PostgresConnector(BaseConnector):
     def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
         if not self.config.table:
             raise ConnectorError("a postgres destination needs `table` (schema.table), not `query`")
-        if mode == "merge" and not self.config.merge_keys:
-            raise ConnectorError(
-                "write_mode merge needs merge_keys (the columns that identify a row), e.g. merge_keys: [id]"
-            )
+        check_merge_keys(mode, self.config.merge_keys)
         target_schema, table = self.config.qualified_table()
         self._stop_writing()  # a write begun and never committed or aborted
         try:

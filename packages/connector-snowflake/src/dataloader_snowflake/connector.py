@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 from dataloader.batch import Batch
+from dataloader.config import check_merge_keys
 from dataloader.connector import BaseConnector, Capabilities
 from dataloader.errors import ConnectorError, DataLoaderError
 from dataloader.state import State
@@ -218,8 +219,7 @@ class SnowflakeConnector(BaseConnector):
     def begin(self, schema: pa.Schema | None, mode: str, state: State) -> None:
         if not self.config.table:
             raise ConnectorError("a snowflake destination needs `table`, not `query`")
-        if mode == "merge" and not self.config.merge_keys:
-            raise ConnectorError("write_mode merge needs merge_keys (the columns that identify a row), e.g. merge_keys: [id]")
+        check_merge_keys(mode, self.config.merge_keys)
         if self._load is not None:
             self.abort()  # a write begun and never committed or aborted
         self._writes += 1

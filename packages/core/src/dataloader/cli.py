@@ -18,13 +18,13 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from dataloader import __version__
+from dataloader.config import supported_write_modes
 from dataloader.errors import DataLoaderError, RunInterrupted
 from dataloader.secrets import mask_tree
 
@@ -281,28 +281,24 @@ def run(
     reporter = choose_reporter(log_format, terminal=sys.stdout.isatty(), ci=bool(os.environ.get("CI")))
     _collect_garbage_from_here()
 
-    def run_one(recipe: Recipe) -> tuple[Recipe, Any, str | None]:
-        from dataloader.engine import run_recipe
-
-        try:
-            backend = state_backend_for(recipe, state_dir)
-            result = run_recipe(recipe, backend, resume=resume, full_refresh=full_refresh, on_event=reporter.on_event)
-            return recipe, result, None
-        except DataLoaderError as exc:
-            if isinstance(exc, RunInterrupted):
-                interrupted.append(exc.exit_code)
-            return recipe, exc.context.get("result"), str(exc)
-
-    interrupted: list[int] = []
+    from dataloader.run.many import run_many
 
     try:
-        if jobs > 1 and len(loaded) > 1:
-            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dataloader-run") as pool:
-                outcomes = list(pool.map(run_one, loaded))
-        else:
-            outcomes = [run_one(recipe) for recipe in loaded]
+        returned = run_many(
+            loaded,
+            lambda recipe: state_backend_for(recipe, state_dir),
+            jobs=jobs,
+            resume=resume,
+            full_refresh=full_refresh,
+            on_event=reporter.on_event,
+        )
     finally:
         reporter.close()
+    interrupted = [got.exit_code for got in returned if isinstance(got, RunInterrupted)]
+    outcomes = [
+        (recipe, got.context.get("result"), str(got)) if isinstance(got, DataLoaderError) else (recipe, got, None)
+        for recipe, got in zip(loaded, returned, strict=True)
+    ]
 
     failed = False
     for recipe, result, error in outcomes:
@@ -529,7 +525,7 @@ def _connector_row(entry: Any) -> dict[str, Any]:
         row.update(
             read=caps.read,
             write=caps.write,
-            write_modes=[m for m in ("append", "overwrite", "merge") if m in caps.write_modes],
+            write_modes=supported_write_modes(caps.write_modes),
             incremental=sorted(caps.incremental_strategies),
             transactional=caps.transactional,
             types=sorted(caps.types),

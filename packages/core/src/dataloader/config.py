@@ -14,6 +14,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 WriteMode = Literal["append", "overwrite", "merge"]
 WRITE_MODES: tuple[str, ...] = ("append", "overwrite", "merge")
+#: What every check of a merge without keys says (validation and each destination's ``begin``).
+MERGE_KEYS_NEEDED = "write_mode merge needs merge_keys (the columns that identify a row), e.g. merge_keys: [id]"
+
+
+def check_merge_keys(mode: str, merge_keys: list[str] | None, **context: Any) -> None:
+    """Raise ``ConnectorError`` when ``mode`` is ``merge`` and there are no ``merge_keys``.
+
+    :param mode: the write mode the run uses.
+    :param merge_keys: the destination's ``merge_keys``.
+    :param context: extra fields for the error (``table=...``).
+    """
+    if mode == "merge" and not merge_keys:
+        from dataloader.errors import ConnectorError
+
+        raise ConnectorError(MERGE_KEYS_NEEDED, **context)
+
+
+def supported_write_modes(modes: Any) -> list[str]:
+    """``modes`` (a connector's ``capabilities.write_modes``) in the documented order."""
+    return [mode for mode in WRITE_MODES if mode in modes]
 
 
 class ConfigModel(BaseModel):
@@ -54,4 +74,13 @@ class ConnectorConfig(ConfigModel):
     merge_keys: list[str] = Field(default_factory=list)
 
 
-__all__ = ["ConfigModel", "ConnectorConfig", "IncrementalConfig", "WriteMode", "WRITE_MODES"]
+__all__ = [
+    "ConfigModel",
+    "ConnectorConfig",
+    "IncrementalConfig",
+    "MERGE_KEYS_NEEDED",
+    "WriteMode",
+    "WRITE_MODES",
+    "check_merge_keys",
+    "supported_write_modes",
+]

@@ -21,8 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ from dataloader.run.events import EventHandler, RunEvent, RunInfo, RunResult, ne
 from dataloader.run.events import now as _now
 from dataloader.run.executors import WHOLE, Executor, Job
 from dataloader.run.ledger import LeaseHolder, Ledger
+from dataloader.run.many import run_many
 from dataloader.run.pipeline import read_in_thread as _read_in_thread
 from dataloader.run.plan import (
     Plan,
@@ -119,27 +119,6 @@ def run_recipe_from_yaml(
     from dataloader.recipe import from_yaml
 
     return run_recipe(from_yaml(path, vars=vars, host=options.get("host")), state_backend, **options)
-
-
-def run_many(
-    recipes: Sequence[Recipe],
-    backend_for: Callable[[Recipe], StateBackend],
-    *,
-    jobs: int = 1,
-    **options: Any,
-) -> list[RunResult | DataLoaderError]:
-    """Run several recipes, one after another or ``jobs`` at a time; failures are returned, not raised."""
-
-    def one(recipe: Recipe) -> RunResult | DataLoaderError:
-        try:
-            return run_recipe(recipe, backend_for(recipe), **options)
-        except DataLoaderError as exc:
-            return exc
-
-    if jobs <= 1 or len(recipes) <= 1:
-        return [one(recipe) for recipe in recipes]
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dataloader-run") as pool:
-        return list(pool.map(one, recipes))
 
 
 # -- one run -----------------------------------------------------------------------------------

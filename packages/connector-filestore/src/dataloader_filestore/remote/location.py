@@ -7,12 +7,14 @@ Parsed by hand rather than with ``urllib.parse`` because glob characters are leg
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from dataloader.errors import ConnectorError
 
 SCHEMES = {"s3": "s3", "s3a": "s3", "sftp": "sftp", "ssh": "sftp", "file": "local"}
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,17 @@ class Location:
         return self.root
 
 
+def scheme_of(path: str) -> str | None:
+    """The URL scheme of ``path``, lower case (``s3``, ``sftp``, ``gs`` ...), or None for a plain path."""
+    match = _SCHEME.match(path)
+    return match.group(1).lower() if match else None
+
+
 def split_scheme(path: str) -> tuple[str | None, str]:
-    head, sep, rest = path.partition("://")
-    if sep and head.lower() in SCHEMES:
-        return SCHEMES[head.lower()], rest
+    """``(backend, rest)`` for a scheme we know (``s3a`` is ``s3``, ``ssh`` is ``sftp``); else ``(None, path)``."""
+    scheme = scheme_of(path)
+    if scheme in SCHEMES:
+        return SCHEMES[scheme], path.split("://", 1)[1]
     return None, path
 
 

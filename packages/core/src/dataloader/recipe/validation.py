@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from dataloader.config import ConnectorConfig
+from dataloader.config import MERGE_KEYS_NEEDED, ConnectorConfig, supported_write_modes
 from dataloader.connector import Capabilities
 from dataloader.errors import PluginError
 from dataloader.plugins import Registry
@@ -210,13 +210,13 @@ def _check_capabilities(
         return
     mode = getattr(config, "write_mode", "append")
     if mode not in caps.write_modes:
-        supported = ", ".join(m for m in ("append", "overwrite", "merge") if m in caps.write_modes) or "none"
+        supported = ", ".join(supported_write_modes(caps.write_modes)) or "none"
         problems.add(
             f"{role}.write_mode",
             f"{kind} does not support write mode '{mode}'; {kind} supports write modes: {supported}",
         )
     if mode == "merge" and not getattr(config, "merge_keys", None):
-        problems.add(f"{role}.merge_keys", "write_mode merge needs merge_keys (the columns that identify a row)")
+        problems.add(f"{role}.merge_keys", MERGE_KEYS_NEEDED)
 
 
 def _transform(section: Any, registry: Registry, problems: Problems) -> TransformConfig:
