@@ -259,30 +259,18 @@ def run(
 ) -> None:
     """Run RECIPES, one after another (or --jobs at a time). Exit 1 if any fails."""
     log_format = _command_log_format(log_format)
-    loaded: list[Recipe] = []
-    invalid = False
-    for path in recipes:
-        try:
-            loaded.append(_load(path, vars))
-        except DataLoaderError as exc:
-            invalid = True
-            for line in _problem_lines(path, exc):
-                _say(line, level="error", err=True)
-    if invalid:
-        raise click.exceptions.Exit(1)
+    loaded = _load_all(recipes, vars)
     _warn_unused_vars(_unused_vars(loaded, vars))
     if resume:
         _say("--resume is no longer needed: an interrupted run always resumes after its last checkpoint",
              level="warning", err=True)
     _stop_on_sigterm()
 
-    from dataloader.console import choose_reporter, summary_line
+    from dataloader.console import choose_reporter
+    from dataloader.run.many import run_many
 
     reporter = choose_reporter(log_format, terminal=sys.stdout.isatty(), ci=bool(os.environ.get("CI")))
     _collect_garbage_from_here()
-
-    from dataloader.run.many import run_many
-
     try:
         returned = run_many(
             loaded,
@@ -294,29 +282,48 @@ def run(
         )
     finally:
         reporter.close()
+    failed = _report_outcomes(loaded, returned, log_format)
     interrupted = [got.exit_code for got in returned if isinstance(got, RunInterrupted)]
-    outcomes = [
-        (recipe, got.context.get("result"), str(got)) if isinstance(got, DataLoaderError) else (recipe, got, None)
-        for recipe, got in zip(loaded, returned, strict=True)
-    ]
+    if interrupted:
+        raise click.exceptions.Exit(max(interrupted))
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _load_all(paths: tuple[str, ...], vars: dict[str, str]) -> list[Recipe]:
+    """Every recipe loaded, or each one's problems printed and exit 1 (nothing runs)."""
+    loaded: list[Recipe] = []
+    invalid = False
+    for path in paths:
+        try:
+            loaded.append(_load(path, vars))
+        except DataLoaderError as exc:
+            invalid = True
+            for line in _problem_lines(path, exc):
+                _say(line, level="error", err=True)
+    if invalid:
+        raise click.exceptions.Exit(1)
+    return loaded
+
+
+def _report_outcomes(loaded: list[Recipe], returned: list[Any], log_format: str) -> bool:
+    """Print each run's summary (or its error); True when any failed."""
+    from dataloader.console import summary_line
 
     failed = False
-    for recipe, result, error in outcomes:
-        if error is not None:
+    for recipe, got in zip(loaded, returned, strict=True):
+        if isinstance(got, DataLoaderError):
             failed = True
+            error, result = str(got), got.context.get("result")
             for line in error.splitlines() or [error]:
                 _say(f"{recipe.name}: {line}", level="error", err=True, recipe=recipe.name)
             if result is not None and log_format != "json":
                 click.echo(_failed_summary(recipe.name, result), err=True)
             continue
-        if result.status == "failed":
-            failed = True
+        failed = failed or got.status == "failed"
         if log_format != "json":
-            click.echo(summary_line(recipe.name, result))
-    if interrupted:
-        raise click.exceptions.Exit(max(interrupted))
-    if failed:
-        raise click.exceptions.Exit(1)
+            click.echo(summary_line(recipe.name, got))
+    return failed
 
 
 def _command_log_format(given: str | None) -> str:

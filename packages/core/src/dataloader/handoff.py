@@ -1,8 +1,15 @@
-"""Handing items from the caller's thread to one worker thread, through a bounded queue.
+"""Handing items between two threads through a bounded queue: the one channel of the engine.
 
-Destinations that stream (a DuckDB ``INSERT ... SELECT`` over a ``RecordBatchReader``, a
+:class:`Channel` is the bounded queue either side can close; both directions use it:
+
+- **worker consumes** (:class:`Handoff`): destinations that stream that stream (a DuckDB ``INSERT ... SELECT`` over a ``RecordBatchReader``, a
 PostgreSQL ``COPY ... FROM STDIN``) run the driver call on a worker thread that pulls the batches
-the engine's thread hands over. :class:`Handoff` is that channel:
+the engine's thread hands over;
+- **worker produces** (:func:`iterate_in_thread`): the engine reads a source on a reader thread and
+  takes its batches in its own (``dataloader.run.pipeline.read_in_thread``), and a source that reads
+  several partitions at once merges their producers' output the same way.
+
+:class:`Handoff`:
 
 - the caller ``put``s items; ``put`` blocks while the queue is full and raises the worker's
   exception as soon as the worker has ended, so a rejected row fails the next write at once;
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dataloader.errors import ConnectorError
@@ -29,6 +36,100 @@ END = object()
 _CANCEL = object()
 #: Seconds between looks at whether the worker is still alive while the queue is full.
 POLL_S = 0.05
+
+
+class Channel:
+    """A bounded queue between two threads; ``close`` tells the sending side to stop."""
+
+    def __init__(self, capacity: int) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self._closed = threading.Event()
+
+    def send(self, item: Any, alive: Callable[[], bool] = lambda: True) -> bool:
+        """Queue ``item``, waiting while the queue is full; False (not sent) once the channel is
+        closed or ``alive()`` says the receiving side has gone."""
+        while not self._closed.is_set() and alive():
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def receive(self, timeout: float | None = None) -> Any:
+        """The next item (blocking); ``queue.Empty`` after ``timeout`` seconds when one is given."""
+        return self._queue.get(timeout=timeout)
+
+    def drain(self) -> None:
+        """Drop everything queued."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def put_now(self, item: Any) -> None:
+        """Queue ``item`` without waiting (the caller knows there is room)."""
+        self._queue.put_nowait(item)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+
+class _Failure:
+    """A producer's exception, travelling to the consumer's thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def iterate_in_thread(
+    produce: Callable[[], Any], capacity: int, *, name: str, join_timeout: float = 30.0
+) -> Iterator[Any]:
+    """Run ``iter(produce())`` on a worker thread; yield its items here, through a :class:`Channel`.
+
+    The bound keeps memory flat: the producer waits when the consumer falls behind. The producer's
+    exception is raised here, in the consumer's thread. When the consumer stops early (it raised,
+    or closed this generator), the producer is told to stop, its iterator is closed, and this waits
+    up to ``join_timeout`` seconds for it.
+    """
+    channel = Channel(capacity)
+
+    def producer() -> None:
+        iterator = None
+        try:
+            iterator = iter(produce())
+            for item in iterator:
+                if not channel.send(item):
+                    break
+            channel.send(END)
+        except BaseException as exc:  # raised again in the consumer's thread
+            channel.send(_Failure(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    pass
+
+    thread = threading.Thread(target=producer, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = channel.receive()
+            if item is END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        channel.close()
+        thread.join(timeout=join_timeout)
 
 
 class HandoffCancelled(Exception):
@@ -45,7 +146,7 @@ class Handoff:
         self.ended_early = ended_early
         #: The worker's exception, once it has ended with one.
         self.error: BaseException | None = None
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self._channel = Channel(capacity)
         self._thread: threading.Thread | None = None
         self._took_end = False
 
@@ -62,23 +163,12 @@ class Handoff:
 
     def put(self, item: Any) -> None:
         """Queue ``item`` for the worker; raises the worker's error once it has ended."""
-        while True:
-            if not self.alive:
-                self._raise_ended()
-            try:
-                self._queue.put(item, timeout=POLL_S)
-                return
-            except queue.Full:
-                continue  # the worker is busy with earlier items
+        if not self._channel.send(item, alive=lambda: self.alive):
+            self._raise_ended()
 
     def finish(self) -> None:
         """Hand over :data:`END`, wait for the worker, raise its error if it failed."""
-        while self.alive:
-            try:
-                self._queue.put(END, timeout=POLL_S)
-                break
-            except queue.Full:
-                continue
+        self._channel.send(END, alive=lambda: self.alive)
         self.join()
         if self.error is not None or not self._took_end:
             self._raise_ended()
@@ -87,12 +177,8 @@ class Handoff:
         """Drop what is queued and make the worker's next ``get`` raise; True once it has ended."""
         if self._thread is None:
             return True
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._queue.put_nowait(_CANCEL)  # there is room: only the caller's thread adds items
+        self._channel.drain()
+        self._channel.put_now(_CANCEL)  # there is room: only the caller's thread adds items
         return self.join(timeout)
 
     def join(self, timeout: float | None = None) -> bool:
@@ -113,7 +199,7 @@ class Handoff:
     # -- the worker's side -----------------------------------------------------------------
     def get(self) -> Any:
         """The next item, or :data:`END`; raises :class:`HandoffCancelled` after ``cancel``."""
-        item = self._queue.get()
+        item = self._channel.receive()
         if item is _CANCEL:
             raise HandoffCancelled("the load was aborted")
         if item is END:
@@ -121,4 +207,4 @@ class Handoff:
         return item
 
 
-__all__ = ["END", "Handoff", "HandoffCancelled"]
+__all__ = ["END", "Channel", "Handoff", "HandoffCancelled", "iterate_in_thread"]

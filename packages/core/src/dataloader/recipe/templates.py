@@ -41,18 +41,38 @@ def render_tree(
     ``missing_env(name)``, when given, stands in for an unset ``env_var`` without a default
     (``dataloader validate --allow-missing-env``) instead of the error.
     """
-    secret_paths: set[str] = set()
-    used: list[str] = []
+    renderer = _Renderer(vars, env, locate, missing_env)
+    raw_name = tree.get("name")
+    name = renderer.render(raw_name, "name", {"recipe": {"name": ""}}) if isinstance(raw_name, str) else raw_name
+    rendered = renderer.render(tree, "", {"recipe": {"name": name}})
+    secrets.remember(secrets.find_secrets(rendered))
+    return rendered, renderer.secret_paths
 
-    def env_var(name: str, default: Any = _MISSING) -> Any:
-        used.append(str(name))
-        value = env.get(name)
+
+class _Renderer:
+    """One recipe's rendering: the template functions, the sandbox, the secret paths found."""
+
+    def __init__(
+        self,
+        vars: Mapping[str, Any],
+        env: Mapping[str, str],
+        locate: Callable[[str], tuple[str, int | None]],
+        missing_env: Callable[[str], str] | None,
+    ) -> None:
+        self.vars, self.env, self.locate, self.missing_env = vars, env, locate, missing_env
+        self.secret_paths: set[str] = set()
+        self.used: list[str] = []
+        self.jinja: Any = None  # made for the first template: a recipe without any never imports Jinja
+
+    def env_var(self, name: str, default: Any = _MISSING) -> Any:
+        self.used.append(str(name))
+        value = self.env.get(name)
         if value is not None:
             if secrets.is_secret_name(str(name)):
                 secrets.remember([value])
             return value
-        if default is _MISSING and missing_env is not None:
-            return missing_env(name)
+        if default is _MISSING and self.missing_env is not None:
+            return self.missing_env(name)
         if default is _MISSING:
             raise _Unresolved(
                 f"environment variable '{name}' is not set and has no default "
@@ -60,59 +80,53 @@ def render_tree(
             )
         return default
 
-    def var(name: str, default: Any = _MISSING) -> Any:
-        used.append(str(name))
-        if name in vars:
+    def var(self, name: str, default: Any = _MISSING) -> Any:
+        self.used.append(str(name))
+        if name in self.vars:
             if secrets.is_secret_name(str(name)):
-                secrets.remember([str(vars[name])])
-            return vars[name]
+                secrets.remember([str(self.vars[name])])
+            return self.vars[name]
         if default is _MISSING:
             raise _Unresolved(
                 f"variable '{name}' is not defined (pass --var {name}=VALUE, or write var('{name}', 'default'))"
             )
         return default
 
-    jinja: Any = None  # made for the first template: a recipe without any never imports Jinja
-
-    def render(value: Any, path: str, context: dict[str, Any]) -> Any:
+    def render(self, value: Any, path: str, context: dict[str, Any]) -> Any:
         if isinstance(value, dict):
-            return {k: render(v, f"{path}.{k}" if path else str(k), context) for k, v in value.items()}
+            return {k: self.render(v, f"{path}.{k}" if path else str(k), context) for k, v in value.items()}
         if isinstance(value, list):
-            return [render(v, f"{path}.{i}", context) for i, v in enumerate(value)]
+            return [self.render(v, f"{path}.{i}", context) for i, v in enumerate(value)]
         if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
             return value
-        nonlocal jinja
+        result = self._template(value, path, context)
+        if any(secrets.is_secret_name(name) for name in self.used):
+            self.secret_paths.add(path)
+        return result
+
+    def _template(self, value: str, path: str, context: dict[str, Any]) -> Any:
         from jinja2 import TemplateError, UndefinedError
 
         from dataloader.recipe import sandbox
 
-        if jinja is None:
-            jinja = sandbox.environment(env_var=env_var, var=var)
-        used.clear()
+        if self.jinja is None:
+            self.jinja = sandbox.environment(env_var=self.env_var, var=self.var)
+        self.used.clear()
         try:
-            result = sandbox.render(jinja, value, context)
+            return sandbox.render(self.jinja, value, context)
         except _Unresolved as exc:
-            raise _error(locate, path, str(exc)) from None
+            message = str(exc)
         except UndefinedError as exc:
-            raise _error(locate, path, f"unknown template name: {exc.message}") from None
+            message = f"unknown template name: {exc.message}"
         except sandbox.LimitExceeded as exc:
-            raise _error(locate, path, f"template stopped: {exc}") from None
+            message = f"template stopped: {exc}"
         except TemplateError as exc:
-            raise _error(locate, path, f"invalid template: {exc}") from None
+            message = f"invalid template: {exc}"
         except RecursionError:
-            raise _error(locate, path, "template stopped: it recurses too deeply") from None
+            message = "template stopped: it recurses too deeply"
         except (ArithmeticError, MemoryError, TypeError, ValueError, LookupError) as exc:
-            raise _error(locate, path, f"template failed: {type(exc).__name__}: {exc}") from None
-        if any(secrets.is_secret_name(name) for name in used):
-            secret_paths.add(path)
-        return result
-
-    raw_name = tree.get("name")
-    name = render(raw_name, "name", {"recipe": {"name": ""}}) if isinstance(raw_name, str) else raw_name
-    context = {"recipe": {"name": name}}
-    rendered = render(tree, "", context)
-    secrets.remember(secrets.find_secrets(rendered))
-    return rendered, secret_paths
+            message = f"template failed: {type(exc).__name__}: {exc}"
+        raise _error(self.locate, path, message) from None
 
 
 def _error(locate: Callable[[str], tuple[str, int | None]], path: str, message: str) -> RecipeError:
