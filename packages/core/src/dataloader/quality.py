@@ -153,7 +153,7 @@ def validate_checks(items: list[Any], registry: Any) -> tuple[list[tuple[str, An
         try:
             config = registration.config.model_validate(item) if registration.config else item
         except ValidationError as exc:
-            from dataloader.recipe.validation import pydantic_message
+            from dataloader.recipe.messages import pydantic_message
 
             for error in exc.errors():
                 path = ".".join(str(p) for p in error["loc"])

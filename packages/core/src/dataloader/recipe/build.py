@@ -10,7 +10,7 @@ from typing import Any
 from dataloader.errors import RecipeError
 from dataloader.plugins import PluginHost, active_registry
 from dataloader.recipe.loader import Origins, project_root_for, read_yaml, resolve_tree
-from dataloader.recipe.models import Recipe
+from dataloader.recipe.models import Recipe, install_builder
 from dataloader.recipe.paths import resolve_recipe_paths
 from dataloader.recipe.templates import render_tree
 from dataloader.recipe.validation import validate_tree
@@ -92,3 +92,6 @@ def _invalid(items: list[tuple[str, str]], origins: Origins) -> RecipeError:
         problems=[(file, key, message) for file, key, message, _ in located],
         lines=[line for *_, line in located],
     )
+
+
+install_builder(build_recipe)

@@ -125,11 +125,21 @@ class Recipe(BaseModel):
     ) -> Recipe:
         """Build a recipe from an in-memory mapping, with the same rules as a file.
 
-        ``extends`` is resolved relative to ``path``'s folder (or the working directory).
+        ``extends`` is resolved relative to ``path``'s folder (or the working directory). The
+        builder is ``dataloader.recipe.build.build_recipe``, which installs itself here when the
+        ``dataloader.recipe`` package loads (so this module never imports the loader).
         """
-        from dataloader.recipe.build import build_recipe
+        assert _BUILDER, "dataloader.recipe.build has not been imported"
+        return _BUILDER[0](data, path=Path(path) if path is not None else None, vars=vars, env=env, lines=None)
 
-        return build_recipe(data, path=Path(path) if path is not None else None, vars=vars, env=env, lines=None)
+
+#: The recipe builder (``dataloader.recipe.build.build_recipe``), installed by that module.
+_BUILDER: list[Any] = []
+
+
+def install_builder(builder: Any) -> None:
+    """Make ``Recipe.from_dict`` build with ``builder`` (called once by ``dataloader.recipe.build``)."""
+    _BUILDER[:] = [builder]
 
 
 def connector_type(recipe: Recipe, role: str) -> str:

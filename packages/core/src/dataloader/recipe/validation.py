@@ -6,10 +6,7 @@ per problem) rather than making the author fix them one run at a time.
 
 from __future__ import annotations
 
-import difflib
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +16,7 @@ from dataloader.config import MERGE_KEYS_NEEDED, ConnectorConfig, supported_writ
 from dataloader.connector import Capabilities
 from dataloader.errors import PluginError
 from dataloader.plugins import Registry
+from dataloader.recipe.messages import field_names, pydantic_error_message, unknown_key_message
 from dataloader.recipe.models import (
     NAME_PATTERN,
     TOP_LEVEL_KEYS,
@@ -42,7 +40,7 @@ class Problems:
         for error in exc.errors(include_url=False):
             loc = [str(part) for part in error["loc"]]
             key = ".".join([prefix, *loc]) if prefix else ".".join(loc)
-            self.add(key, _pydantic_message(error, model, error["loc"]))
+            self.add(key, pydantic_error_message(error, model, error["loc"]))
 
 
 def validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, Any], Problems]:
@@ -122,7 +120,7 @@ def _runtime(section: Any, registry: Registry, problems: Problems) -> RuntimeCon
     if registration is not None and isinstance(registration.config, type) and issubclass(registration.config, BaseModel):
         found = Problems()
         executor_config = _model(registration.config, rest, "runtime", found)
-        allowed = [k for k in _field_names(RuntimeConfig) if k != "executor_config"] + _field_names(registration.config)
+        allowed = [k for k in field_names(RuntimeConfig) if k != "executor_config"] + field_names(registration.config)
         for key, message in found.items:  # an unknown key is unknown to both models: list both
             if message.startswith("unknown key"):
                 message = unknown_key_message(key.rsplit(".", 1)[-1], allowed)
@@ -284,62 +282,3 @@ def _model(model: type[BaseModel], data: Any, prefix: str, problems: Problems) -
     except ValidationError as exc:
         problems.extend_from(exc, prefix, model)
         return None
-
-
-def _pydantic_message(error: Any, model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        parent = _model_at(model, loc[:-1])
-        if parent is not None:
-            return unknown_key_message(str(loc[-1]) if loc else "", _field_names(parent))
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    message = error["msg"]
-    for prefix in _PYDANTIC_PREFIXES:  # our words, not pydantic's: the reason alone
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    message = message[:1].lower() + message[1:]
-    if kind not in ("model_type", "dict_type") and "input" in error and not isinstance(error["input"], (dict, list)):
-        message += f" (got {error['input']!r})"
-    return message
-
-
-_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
-
-
-def pydantic_message(error: Any, model: type[BaseModel] | None = None) -> str:
-    """One pydantic error in our words (``unknown key; did you mean ...``, no "Value error, ")."""
-    return _pydantic_message(error, model, tuple(error["loc"]))
-
-
-def unknown_key_message(key: str, allowed: list[str]) -> str:
-    """``unknown key; did you mean 'host'? (allowed: ...)``, the suggestion only when one is close."""
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown key{hint} (allowed: {', '.join(allowed)})"
-
-
-def _field_names(model: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
-def _model_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The nested model class at ``loc`` inside ``model``, when the annotations make it plain."""
-    current: Any = model
-    for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        info = current.model_fields.get(str(part))
-        if info is None:
-            return None
-        current = _unwrap(info.annotation)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        models = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        return models[0] if len(models) == 1 else None
-    return annotation
