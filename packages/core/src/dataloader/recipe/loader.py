@@ -315,38 +315,51 @@ def _resolve(
     notes: list[str],
     root: Path,
 ) -> dict[str, Any]:
+    """``data`` merged over its ``extends`` chain, with its ``delete`` paths applied."""
     own = dict(data)
     extends = own.pop("extends", None)
     deletes = own.pop("delete", None) or []
     label = str(path) if path else "<recipe>"
     base: dict[str, Any] = {}
     if extends is not None:
-        if not isinstance(extends, str) or not extends.strip():
-            raise RecipeError(
-                f"{label}: extends: must be the path of one parent recipe, relative to this file",
-                file=label,
-                key="extends",
-                line=lines.get("extends"),
-            )
-        directory = path.parent if path else Path.cwd()
-        parent_path = Path(os.path.normpath(directory / extends))
         here = [*stack, path.resolve()] if path is not None else stack
-        if parent_path.resolve() in here:
-            chain = [*here, parent_path]
-            cycle = " -> ".join(p.name for p in chain)
-            raise RecipeError(
-                f"{label}: extends: cycle in extends chain: {cycle}",
-                file=label,
-                key="extends",
-                line=lines.get("extends"),
-                cycle=[str(p) for p in chain],
-            )
+        parent_path = _parent_path(extends, path, label, lines, here)
         parent_data, parent_lines = read_yaml(parent_path, named_by=(Path(label), extends), root=root)
         base = _resolve(parent_data, parent_path, parent_lines, here, origins, files, notes, root)
     if path is not None:
         files.append(path)
     origins.record(label, _shift_steps(lines, base, own))
     merged = deep_merge(base, own)
+    _apply_deletes(merged, deletes, label, lines, notes)
+    return merged
+
+
+def _parent_path(extends: Any, path: Path | None, label: str, lines: dict[str, int], here: list[Path]) -> Path:
+    """The file ``extends`` names, relative to this recipe; refused when it closes a cycle."""
+    if not isinstance(extends, str) or not extends.strip():
+        raise RecipeError(
+            f"{label}: extends: must be the path of one parent recipe, relative to this file",
+            file=label,
+            key="extends",
+            line=lines.get("extends"),
+        )
+    directory = path.parent if path else Path.cwd()
+    parent_path = Path(os.path.normpath(directory / extends))
+    if parent_path.resolve() in here:
+        chain = [*here, parent_path]
+        cycle = " -> ".join(p.name for p in chain)
+        raise RecipeError(
+            f"{label}: extends: cycle in extends chain: {cycle}",
+            file=label,
+            key="extends",
+            line=lines.get("extends"),
+            cycle=[str(p) for p in chain],
+        )
+    return parent_path
+
+
+def _apply_deletes(merged: dict[str, Any], deletes: Any, label: str, lines: dict[str, int], notes: list[str]) -> None:
+    """Remove each dotted ``delete`` path from ``merged``; a path that is not there is a warning."""
     if isinstance(deletes, str):
         deletes = [deletes]
     if not isinstance(deletes, list) or not all(isinstance(d, str) for d in deletes):
@@ -361,8 +374,7 @@ def _resolve(
             message = f"{label}: delete: path '{dotted}' does not exist in the merged recipe; nothing deleted"
             notes.append(message)
             log.warning("%s", message)
-            warnings.warn(message, RecipeWarning, stacklevel=2)
-    return merged
+            warnings.warn(message, RecipeWarning, stacklevel=3)
 
 
 def _shift_steps(lines: dict[str, int], base: dict[str, Any], own: dict[str, Any]) -> dict[str, int]:
