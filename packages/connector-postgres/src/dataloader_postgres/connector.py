@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 from dataloader.batch import Batch, rechunk
-from dataloader.connector import BaseConnector, Capabilities
+from dataloader.connector import BaseConnector, Capabilities, Partition
 from dataloader.errors import ConnectorError, DataLoaderError, LeaseHeldError, LeaseLostError
 from dataloader.run.ledger import CommitRecord, LeaseHolder
 from dataloader.state import State
@@ -271,7 +271,8 @@ class PostgresConnector(BaseConnector):
             except self._psycopg2.Error:
                 pass  # the coordinator is only holding the snapshot; a broken one is closed later
 
-    def _partition_conditions(self, cur: Any, columns: list[ReadColumn], conditions: list[Any]) -> list[list[Any]]:
+    def _partition_edges(self, cur: Any, conditions: list[Any]) -> list[tuple[Any, Any]]:
+        """``(lower, upper)`` key ranges of ``partition.column`` from its min/max (``None``: open end)."""
         from psycopg2 import sql
 
         assert self.config.partition is not None
@@ -280,19 +281,89 @@ class PostgresConnector(BaseConnector):
         cur.execute(statement)
         low, high = cur.fetchone()
         bounds = split_range(low, high, self.config.partition.partitions)
-        if not bounds:
-            return [conditions]
-        ranges: list[list[Any]] = []
         edges = [None, *bounds, None]
-        for lower, upper in zip(edges, edges[1:], strict=False):
-            parts = list(conditions)
-            if lower is not None:
-                parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(lower)))
-            if upper is not None:
-                below = sql.SQL("{} < {}").format(column, sql.Literal(upper))
-                parts.append(below if lower is not None else sql.SQL("({} OR {} IS NULL)").format(below, column))
-            ranges.append(parts)
-        return ranges
+        return list(zip(edges, edges[1:], strict=False))
+
+    def _range_conditions(self, lower: Any, upper: Any) -> list[Any]:
+        """The WHERE parts of one key range; the first range also takes the NULL keys."""
+        from psycopg2 import sql
+
+        assert self.config.partition is not None
+        column = sql.Identifier(self.config.partition.column)
+        parts: list[Any] = []
+        if lower is not None:
+            parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(lower)))
+        if upper is not None:
+            below = sql.SQL("{} < {}").format(column, sql.Literal(upper))
+            parts.append(below if lower is not None else sql.SQL("({} OR {} IS NULL)").format(below, column))
+        return parts
+
+    def _partition_conditions(self, cur: Any, columns: list[ReadColumn], conditions: list[Any]) -> list[list[Any]]:
+        return [list(conditions) + self._range_conditions(lower, upper) for lower, upper in self._partition_edges(cur, conditions)]
+
+    # -- the Partitions seam (an executor runs the key ranges where it likes) ---------------
+    def partitions(self, state: State) -> list[Partition]:
+        """The ``partition`` key ranges, all to be read under one snapshot this connection exports and holds.
+
+        The snapshot lives as long as this connector's transaction: until its next read or
+        ``close``. Without a ``partition`` setting (or with one range) the source has no partitions.
+        """
+        partition = self.config.partition
+        if partition is None or partition.partitions <= 1:
+            return []
+        conn = self.conn
+        try:
+            conn.rollback()
+            conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_catalog.pg_export_snapshot()")
+                snapshot = cur.fetchone()[0]
+                self._check_cursor_column(self._read_columns(cur))
+                edges = self._partition_edges(cur, self._cursor_conditions(state))
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, "planning the partitions of the read") from exc
+        column = partition.column
+        return [
+            Partition(
+                name=f"{column}[{'' if lower is None else lower}..{'' if upper is None else upper})",
+                spec={"lower": lower, "upper": upper, "snapshot": snapshot},
+            )
+            for lower, upper in edges
+        ]
+
+    def read_partition(self, partition: Partition, state: State) -> Iterator[Batch]:
+        """One key range on this connector's own connection, under the planner's exported snapshot."""
+        conn = self.conn
+        snapshot = partition.spec.get("snapshot")
+        try:
+            conn.rollback()
+            conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            with conn.cursor() as cur:
+                if snapshot:
+                    try:
+                        cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+                    except self._psycopg2.Error as exc:
+                        raise ConnectorError(
+                            f"postgres ({describe_server(self.config)}): the run's snapshot {snapshot} is gone (the "
+                            "driver's connection that exported it was closed), so partition "
+                            f"{partition.name} cannot be read consistently with the others; run the recipe again",
+                            partition=partition.name,
+                        ) from exc
+                columns = self._read_columns(cur)
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, f"starting partition {partition.name}") from exc
+        self._check_cursor_column(columns)
+        schema = pa.schema([c.arrow_field() for c in columns])
+        conditions = self._cursor_conditions(state) + self._range_conditions(partition.spec.get("lower"), partition.spec.get("upper"))
+        try:
+            batches = self._read_range(conn, columns, schema, conditions)
+            yield from rechunk((Batch.from_arrow(batch) for batch in batches), self.context.batch_size)
+        finally:
+            try:
+                conn.rollback()
+                conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+            except self._psycopg2.Error:
+                pass  # a broken connection is closed later
 
     def _run_partitions(
         self, columns: list[ReadColumn], schema: pa.Schema, ranges: list[list[Any]], snapshot: str

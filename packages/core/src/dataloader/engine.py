@@ -480,6 +480,7 @@ class _Run:
             self.state_after = pending.to_dict()
             self.emit("committed")
             self._save(pending)
+            self._after_commit()
         except BaseException:
             if self.began:
                 _abort(destination)
@@ -505,10 +506,53 @@ class _Run:
                 self._checkpoint(destination, start, mode)
                 progress["checkpointed_at"] = self.rows_read
 
-        job = Job(self.recipe, self.run_id, partitions=lambda: self._partitions(source, pending), process=process, write=write)
+        def publish(result: Any, staging: str) -> None:
+            from dataloader.run.remote import staged_batches, staged_rejects
+
+            for message in result.warnings:
+                self.emit("warning", message)
+            for batch in staged_batches(result, staging, self.recipe.runtime.batch_size):
+                write(batch)
+            self.rows_read += result.rows_read
+            for rejected, where, metadata in staged_rejects(result, staging):
+                self.rows_failed += rejected.num_rows
+                self.dead_letters.write(rejected, where, metadata)
+            self._check_limits()
+            if tracker is not None and result.cursor is not None:
+                tracker.combine(result.cursor)
+            self.partitions_done.append(
+                {"partition": result.partition.name, "rows_read": result.rows_read, "rows_written": result.rows_out,
+                 "rows_failed": result.rows_failed, "worker": result.worker, "seconds": round(result.seconds, 3)}
+            )
+            self.emit(
+                "info",
+                f"partition {result.partition.name}: {result.rows_out:,} rows on {result.worker} "
+                f"in {result.seconds:.1f}s ({self.rows_written:,} rows in total)",
+            )
+
+        self.partitions_done: list[dict[str, Any]] = []
+        partitions = lambda: self._partitions(source, pending)  # noqa: E731
+        job = Job(self.recipe, self.run_id, partitions=partitions, process=process, write=write,
+                  state=pending.to_dict(), publish=publish, note=lambda message: self.emit("info", message))
+        self.job = job
         self._executor().run(job)
+        if self.partitions_done:  # what the run history keeps of a remote run: partitions, workers, timings
+            shown = self.partitions_done
+            pending.metadata["partitions"] = {
+                "count": len(shown),
+                "workers": sorted({p["worker"] for p in shown}),
+                "seconds": round(sum(p["seconds"] for p in shown), 3),
+                "list": shown[:100],
+            }
         if tracker is not None:
             tracker.save_to(pending)
+
+    def _after_commit(self) -> None:
+        for callback in getattr(getattr(self, "job", None), "after_commit", None) or []:
+            try:
+                callback()
+            except Exception as exc:  # tidying after a commit never fails the run
+                log.warning("after the commit of run %s: %s", self.run_id, exc)
 
     def _prepare(self, the_plan: Plan, batch: Batch, tracker: CursorTracker | None, progress: dict[str, int]) -> Batch | None:
         """Skip rows a checkpoint already committed, drop boundary rows already loaded, transform and check."""
@@ -539,8 +583,13 @@ class _Run:
         return executor
 
     def _partitions(self, source: Any, pending: State) -> list[Partition]:
-        """The source's partitions; one for the whole source when it has none (or a checkpoint needs one order)."""
-        if not isinstance(source, Partitions) or self.recipe.runtime.checkpoint_every:
+        """The source's partitions; one for the whole source when it has none (or a checkpoint needs one order).
+
+        The ``local`` executor always gets the whole source: the source's ``read_batches`` reads
+        its partitions itself (concurrently with ``runtime.parallelism``), in one batch order.
+        """
+        runtime = self.recipe.runtime
+        if not isinstance(source, Partitions) or runtime.checkpoint_every or runtime.executor == "local":
             return [WHOLE]
         return list(source.partitions(pending)) or [WHOLE]
 

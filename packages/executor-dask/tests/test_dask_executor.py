@@ -1,0 +1,216 @@
+"""The dask executor on a real LocalCluster (2 worker processes): same rows as a local run, exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from dataloader.engine import run_recipe
+from dataloader.errors import EngineError
+from dataloader.recipe import Recipe
+from dataloader.state import LocalStateBackend
+
+
+def write_csv_files(folder: Path, files: int = 4, rows: int = 300) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in range(files):
+        ids = list(range(f * rows, (f + 1) * rows))
+        table = pa.table({
+            "id": ids,
+            "name": [None if i % 97 == 0 else f"n{i}" for i in ids],
+            "amount": [i * 1.25 for i in ids],
+        })
+        pacsv.write_csv(table, folder / f"part-{f:02d}.csv")
+
+
+def recipe(tmp: Path, source: dict[str, Any], destination: dict[str, Any], runtime: dict[str, Any], **extra: Any) -> Recipe:
+    return Recipe.from_dict({
+        "name": extra.pop("name", "scale"),
+        "source": source,
+        "destination": destination,
+        "runtime": {"batch_size": 100, "dead_letter_path": str(tmp / "errors" / "{run_id}.jsonl"), **runtime},
+        **extra,
+    })
+
+
+def dask_runtime(cluster: Any, tmp: Path) -> dict[str, Any]:
+    return {"executor": "dask", "scheduler": cluster.scheduler_address, "staging": str(tmp / "staging")}
+
+
+def duck_rows(path: Path, table: str = "t") -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+def staging_is_empty(tmp: Path, name: str = "scale") -> bool:
+    folder = tmp / "staging" / name
+    return not folder.exists() or not any(folder.iterdir())
+
+
+# -- CSV files -> DuckDB -------------------------------------------------------------------
+def test_csv_files_to_duckdb_equal_a_local_run(cluster, tmp_path):
+    write_csv_files(tmp_path / "in")
+    source = {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"}
+    checks = [{"column": "name", "check": "not_null", "action": "dlq"}]
+    events: list[Any] = []
+    local = run_recipe(
+        recipe(tmp_path, source, {"type": "duckdb", "database": str(tmp_path / "local.duckdb"), "table": "t"}, {},
+               quality_checks=checks),
+        LocalStateBackend(tmp_path / "state-local"), history=False,
+    )
+    remote = run_recipe(
+        recipe(tmp_path, source, {"type": "duckdb", "database": str(tmp_path / "dask.duckdb"), "table": "t"},
+               dask_runtime(cluster, tmp_path), quality_checks=checks),
+        LocalStateBackend(tmp_path / "state-dask"), history=False, on_event=events.append,
+    )
+    assert (remote.rows_read, remote.rows_written, remote.rows_failed) == (local.rows_read, local.rows_written, local.rows_failed)
+    assert (remote.rows_read, remote.rows_failed) == (1200, 13)
+    assert duck_rows(tmp_path / "dask.duckdb") == duck_rows(tmp_path / "local.duckdb")
+    # Rejected rows of every partition reach the run's one dead-letter file.
+    letters = [json.loads(line) for line in Path(remote.dead_letter_path).read_text().splitlines()]
+    assert sorted(row["record"]["id"] if "record" in row else row["id"] for row in letters) == [i for i in range(1200) if i % 97 == 0]
+    notes = [e.message for e in events if e.kind == "info"]
+    assert any(n.startswith("dask dashboard: http") for n in notes)
+    assert sum(1 for n in notes if n.startswith("partition ")) == 4
+    partitions = remote.state_after["metadata"]["partitions"]
+    assert [p["rows_read"] for p in partitions["list"]] == [300] * 4 and partitions["count"] == 4
+    assert staging_is_empty(tmp_path)
+
+
+def test_a_check_that_needs_the_whole_run_is_refused(cluster, tmp_path):
+    write_csv_files(tmp_path / "in", files=2, rows=10)
+    the_recipe = recipe(
+        tmp_path, {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
+        {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"}, dask_runtime(cluster, tmp_path),
+        quality_checks=[{"column": "id", "check": "unique", "action": "fail"}],
+    )
+    with pytest.raises(EngineError, match=r"quality_checks.0: the 'unique' check needs the whole run"):
+        run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
+    con = duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_a_worker_killed_mid_task_still_ends_with_the_exact_rows(cluster, tmp_path):
+    from distributed import Client
+
+    write_csv_files(tmp_path / "in", files=4, rows=200)
+    the_recipe = recipe(
+        tmp_path, {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
+        {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"}, dask_runtime(cluster, tmp_path),
+    )
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    with Client(cluster.scheduler_address) as client:
+        client.restart()  # fresh worker processes: each pauses at its first read, holding its task
+        thread = threading.Thread(target=run)
+        thread.start()
+        parts = tmp_path / "staging" / "scale"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(parts.glob("*/parts/*/*")):
+            time.sleep(0.05)
+        assert list(parts.glob("*/parts/*/*")), "no task started"
+        pids = client.run(os.getpid)
+        victim = sorted(pids.values())[0]
+        os.kill(victim, signal.SIGKILL)
+        thread.join(timeout=120)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"].rows_written == 800
+    assert [row[0] for row in duck_rows(tmp_path / "out.duckdb")] == list(range(800))
+    assert staging_is_empty(tmp_path)
+
+
+def test_a_driver_killed_mid_run_resumes_only_the_unfinished_partitions(cluster, tmp_path):
+    write_csv_files(tmp_path / "in", files=4, rows=200)
+    doc = {
+        "name": "scale",
+        "source": {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
+        "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
+        "runtime": {"batch_size": 100, **dask_runtime(cluster, tmp_path)},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(json.dumps(doc))
+    cli = [str(Path(sys.executable).parent / "dataloader"), "run", str(path), "--state-dir", str(tmp_path / "state")]
+    env = {**os.environ, "DATALOADER_FAULT_KILL_AT": "batch_written"}
+    killed = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    manifests = list((tmp_path / "staging" / "scale").glob("*/done/*.json"))
+    assert manifests, "the killed driver recorded no finished partition"
+    env.pop("DATALOADER_FAULT_KILL_AT")
+    again = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{len(manifests)} of 4 partitions were finished by an earlier attempt" in again.stdout
+    assert [row[0] for row in duck_rows(tmp_path / "out.duckdb")] == list(range(800))
+    assert staging_is_empty(tmp_path)
+
+
+# -- Postgres -> Parquet dataset -----------------------------------------------------------
+def parquet_rows(folder: Path) -> list[tuple]:
+    con = duckdb.connect()
+    try:
+        return con.execute(f"SELECT * FROM read_parquet('{folder}/**/*.parquet') ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+def test_postgres_to_parquet_dataset_equals_a_local_run_and_the_cursor_is_combined(cluster, tmp_path, pg, pg_section):
+    with pg.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS events")
+        cur.execute("CREATE TABLE events (id bigint PRIMARY KEY, kind text, amount numeric(12,2), at timestamptz)")
+        cur.execute(
+            "INSERT INTO events SELECT g, 'k' || (g % 7), g * 0.5, timestamp '2026-01-01' + g * interval '1 minute' "
+            "FROM generate_series(1, 3000) g"
+        )
+    source = pg_section(table="events", partition={"column": "id", "partitions": 4},
+                        incremental={"cursor_column": "at", "primary_key": ["id"]})
+
+    def run_both() -> tuple[Any, Any]:
+        local = run_recipe(
+            recipe(tmp_path, source, {"type": "filestore", "path": str(tmp_path / "local"), "format": "parquet"}, {}),
+            LocalStateBackend(tmp_path / "state-local"), history=False,
+        )
+        remote = run_recipe(
+            recipe(tmp_path, source, {"type": "filestore", "path": str(tmp_path / "dask"), "format": "parquet"},
+                   dask_runtime(cluster, tmp_path)),
+            LocalStateBackend(tmp_path / "state-dask"), history=False,
+        )
+        return local, remote
+
+    local, remote = run_both()
+    assert remote.rows_written == local.rows_written == 3000
+    assert parquet_rows(tmp_path / "dask") == parquet_rows(tmp_path / "local")
+    assert remote.state_after["cursor_values"] == local.state_after["cursor_values"]
+    assert len(remote.state_after["metadata"]["partitions"]["list"]) == 4
+    # The second run reads only what is new, under the combined high-water mark.
+    with pg.cursor() as cur:
+        cur.execute(
+            "INSERT INTO events SELECT g, 'late', g, timestamp '2026-01-01' + g * interval '1 minute' "
+            "FROM generate_series(3001, 3100) g"
+        )
+    local, remote = run_both()
+    assert remote.rows_written == local.rows_written == 100
+    assert parquet_rows(tmp_path / "dask") == parquet_rows(tmp_path / "local")
+    assert len(parquet_rows(tmp_path / "dask")) == 3100
+    assert staging_is_empty(tmp_path)
