@@ -214,3 +214,35 @@ def test_postgres_to_parquet_dataset_equals_a_local_run_and_the_cursor_is_combin
     assert parquet_rows(tmp_path / "dask") == parquet_rows(tmp_path / "local")
     assert len(parquet_rows(tmp_path / "dask")) == 3100
     assert staging_is_empty(tmp_path)
+
+
+# -- S3 CSV files -> Postgres merge --------------------------------------------------------
+def test_s3_csv_files_to_a_postgres_merge_equal_a_local_run(cluster, tmp_path, pg, pg_section, s3_bucket):
+    fs, keys, bucket = s3_bucket
+    for f in range(3):
+        # Files overlap on their keys: the merge keeps one row per id, the last file's version.
+        rows = [(i, f"v{f}-{i}") for i in range(f * 100, f * 100 + 150)]
+        fs.pipe(f"{bucket}/in/part-{f}.csv", ("id,label\n" + "".join(f"{i},{label}\n" for i, label in rows)).encode())
+    with pg.cursor() as cur:
+        for table in ("merged_local", "merged_dask"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+            cur.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, label text)")
+            cur.execute(f"INSERT INTO {table} VALUES (5, 'before'), (1000, 'untouched')")
+    source = {"type": "filestore", "path": f"s3://{bucket}/in/*.csv", "format": "csv", **keys}
+
+    def destination(table: str) -> dict[str, Any]:
+        return pg_section(table=table, write_mode="merge", merge_keys=["id"])
+
+    # Batches of a partition must not hold the same key twice for a merge: one file, one key once.
+    local = run_recipe(recipe(tmp_path, source, destination("merged_local"), {}, name="s3merge"),
+                       LocalStateBackend(tmp_path / "state-local"), history=False)
+    remote = run_recipe(recipe(tmp_path, source, destination("merged_dask"), dask_runtime(cluster, tmp_path), name="s3merge"),
+                        LocalStateBackend(tmp_path / "state-dask"), history=False)
+    assert remote.rows_written == local.rows_written == 450
+    with pg.cursor() as cur:
+        cur.execute("SELECT id, label FROM merged_local ORDER BY id")
+        expected = cur.fetchall()
+        cur.execute("SELECT id, label FROM merged_dask ORDER BY id")
+        assert cur.fetchall() == expected
+    assert len(expected) == 351 and dict(expected)[5] == "v0-5" and dict(expected)[120] == "v1-120" and dict(expected)[1000] == "untouched"
+    assert staging_is_empty(tmp_path, "s3merge")
