@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -22,8 +20,6 @@ from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connection import ReplyDeadline, connect, describe_server, driver, translate
 from dataloader_postgres.lock import RecipeLock
 from dataloader_postgres.types import ReadColumn
-
-_DONE = object()
 
 
 class PostgresConnector(BaseConnector):
@@ -212,9 +208,9 @@ class PostgresConnector(BaseConnector):
         partition = self.config.partition
         parallel = partition is not None and self.context.parallelism > 1 and partition.partitions > 1
         if parallel and not self.context.extras.get("ordered"):
-            batches = self._read_partitioned(columns, schema, conditions)
-        else:
-            batches = self._read_range(self.conn, columns, schema, conditions)
+            yield from self._read_partitioned(state)
+            return
+        batches = self._read_range(self.conn, columns, schema, conditions)
         # Parse blocks (~2,600 rows) cut to the run's batch size without a copy: a batch across
         # blocks holds their slices as pieces.
         yield from rechunk((Batch.from_arrow(batch) for batch in batches), self.context.batch_size)
@@ -247,29 +243,30 @@ class PostgresConnector(BaseConnector):
         )
 
     # -- partitioned reading ---------------------------------------------------------------
-    def _read_partitioned(
-        self, columns: list[ReadColumn], schema: pa.Schema, conditions: list[Any]
-    ) -> Iterator[pa.RecordBatch]:
-        """Key ranges read concurrently on their own connections, sharing one snapshot."""
-        assert self.config.partition is not None
-        coordinator = self.conn
+    def _read_partitioned(self, state: State) -> Iterator[Batch]:
+        """Key ranges read concurrently on their own connections, sharing one snapshot.
+
+        The same seam an executor uses: :meth:`partitions` plans the ranges and exports the
+        snapshot, :meth:`read_partition` reads one range; core's ``read_partitions`` runs
+        ``runtime.parallelism`` of them at a time.
+        """
+        from dataloader.run.pipeline import read_partitions
+
         try:
-            coordinator.rollback()
-            coordinator.set_session(isolation_level="REPEATABLE READ", readonly=True)
-            with coordinator.cursor() as cur:
-                cur.execute("SELECT pg_catalog.pg_export_snapshot()")
-                snapshot = cur.fetchone()[0]
-                ranges = self._partition_conditions(cur, columns, conditions)
-        except self._psycopg2.Error as exc:
-            raise self._fail(exc, "planning the partitioned read") from exc
-        try:
-            yield from self._run_partitions(columns, schema, ranges, snapshot)
+            ranges = self.partitions(state)
+            workers = min(self.context.parallelism, len(ranges))
+            producers = [lambda p=p: self.read_partition(p, state) for p in ranges]
+            yield from read_partitions(producers, workers, 2 * workers)
         finally:
-            try:
-                coordinator.rollback()
-                coordinator.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
-            except self._psycopg2.Error:
-                pass  # the coordinator is only holding the snapshot; a broken one is closed later
+            self._end_snapshot()
+
+    def _end_snapshot(self) -> None:
+        """Let go of the exported snapshot: end the planning transaction, back to the default session."""
+        try:
+            self.conn.rollback()
+            self.conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+        except self._psycopg2.Error:
+            pass  # the coordinator is only holding the snapshot; a broken one is closed later
 
     def _partition_edges(self, cur: Any, conditions: list[Any]) -> list[tuple[Any, Any]]:
         """``(lower, upper)`` key ranges of ``partition.column`` from its min/max (``None``: open end)."""
@@ -332,11 +329,23 @@ class PostgresConnector(BaseConnector):
         ]
 
     def read_partition(self, partition: Partition, state: State) -> Iterator[Batch]:
-        """One key range on this connector's own connection, under the planner's exported snapshot."""
-        conn = self.conn
+        """One key range on a connection of its own, under the planner's exported snapshot.
+
+        A connection per call, so several partitions can be read at once (``runtime.parallelism``)
+        and a worker of a remote executor needs nothing but the config.
+        """
         snapshot = partition.spec.get("snapshot")
         try:
-            conn.rollback()
+            conn = connect(self.config)
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, f"connecting for partition {partition.name}") from exc
+        try:
+            yield from self._read_one_partition(conn, partition, snapshot, state)
+        finally:
+            conn.close()
+
+    def _read_one_partition(self, conn: Any, partition: Partition, snapshot: str | None, state: State) -> Iterator[Batch]:
+        try:
             conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
             with conn.cursor() as cur:
                 if snapshot:
@@ -355,74 +364,8 @@ class PostgresConnector(BaseConnector):
         self._check_cursor_column(columns)
         schema = pa.schema([c.arrow_field() for c in columns])
         conditions = self._cursor_conditions(state) + self._range_conditions(partition.spec.get("lower"), partition.spec.get("upper"))
-        try:
-            batches = self._read_range(conn, columns, schema, conditions)
-            yield from rechunk((Batch.from_arrow(batch) for batch in batches), self.context.batch_size)
-        finally:
-            try:
-                conn.rollback()
-                conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
-            except self._psycopg2.Error:
-                pass  # a broken connection is closed later
-
-    def _run_partitions(
-        self, columns: list[ReadColumn], schema: pa.Schema, ranges: list[list[Any]], snapshot: str
-    ) -> Iterator[pa.RecordBatch]:
-        workers = min(self.context.parallelism, len(ranges))
-        results: queue.Queue[Any] = queue.Queue(maxsize=2 * workers)
-        todo: queue.Queue[list[Any]] = queue.Queue()
-        for conditions in ranges:
-            todo.put(conditions)
-        stop = threading.Event()
-
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    results.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def work() -> None:
-            conn = None
-            try:
-                conn = connect(self.config)
-                conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
-                with conn.cursor() as cur:
-                    cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
-                while not stop.is_set():
-                    try:
-                        conditions = todo.get_nowait()
-                    except queue.Empty:
-                        break
-                    for batch in self._read_range(conn, columns, schema, conditions):
-                        if not put(batch):
-                            return
-            except BaseException as exc:  # handed to the consuming thread, which raises it
-                put(exc if isinstance(exc, DataLoaderError) else self._fail(exc, "a partitioned read"))
-            finally:
-                if conn is not None:
-                    conn.close()
-                put(_DONE)
-
-        threads = [threading.Thread(target=work, name=f"dataloader-postgres-part-{i}", daemon=True) for i in range(workers)]
-        for thread in threads:
-            thread.start()
-        running = workers
-        try:
-            while running:
-                item = results.get()
-                if item is _DONE:
-                    running -= 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
+        batches = self._read_range(conn, columns, schema, conditions)
+        yield from rechunk((Batch.from_arrow(batch) for batch in batches), self.context.batch_size)
 
     # -- the run's lock --------------------------------------------------------------------
     def acquire_lock(self, recipe_name: str, holder: LeaseHolder) -> None:

@@ -500,6 +500,16 @@ class _Run:
                 if batch is not None and batch.row_count:
                     yield batch
 
+        def process_concurrently(partitions: list[Partition], workers: int) -> Iterator[Batch]:
+            from dataloader.run.pipeline import read_partitions
+
+            producers = [lambda p=p: source.read_partition(p, pending) for p in partitions]
+            stream = read_partitions(producers, workers, self.recipe.runtime.queue_size)
+            for batch in self._batches(source, pending, stream=stream):
+                batch = self._prepare(the_plan, batch, tracker, progress)
+                if batch is not None and batch.row_count:
+                    yield batch
+
         def write(batch: Batch) -> None:
             self._write(destination, batch, pending, mode)
             if every and self.began and self.rows_read - progress["checkpointed_at"] >= every:
@@ -533,7 +543,8 @@ class _Run:
         self.partitions_done: list[dict[str, Any]] = []
         partitions = lambda: self._partitions(source, pending)  # noqa: E731
         job = Job(self.recipe, self.run_id, partitions=partitions, process=process, write=write,
-                  state=pending.to_dict(), publish=publish, note=lambda message: self.emit("info", message))
+                  state=pending.to_dict(), publish=publish, note=lambda message: self.emit("info", message),
+                  process_concurrently=process_concurrently)
         self.job = job
         self._executor().run(job)
         if self.partitions_done:  # what the run history keeps of a remote run: partitions, workers, timings
@@ -585,11 +596,13 @@ class _Run:
     def _partitions(self, source: Any, pending: State) -> list[Partition]:
         """The source's partitions; one for the whole source when it has none (or a checkpoint needs one order).
 
-        The ``local`` executor always gets the whole source: the source's ``read_batches`` reads
-        its partitions itself (concurrently with ``runtime.parallelism``), in one batch order.
+        The ``local`` executor gets them only with ``runtime.parallelism`` above 1 (it reads that
+        many at once); otherwise it reads the whole source in the source's own order.
         """
         runtime = self.recipe.runtime
-        if not isinstance(source, Partitions) or runtime.checkpoint_every or runtime.executor == "local":
+        if not isinstance(source, Partitions) or runtime.checkpoint_every:
+            return [WHOLE]
+        if runtime.executor == "local" and runtime.parallelism <= 1:
             return [WHOLE]
         return list(source.partitions(pending)) or [WHOLE]
 
@@ -622,15 +635,18 @@ class _Run:
         self.last_checkpoint = checkpoint
         self.emit("committed", f"checkpoint: {self.rows_read:,} source rows loaded")
 
-    def _batches(self, source: Any, pending: State, partition: Partition = WHOLE) -> Iterator[Batch]:
-        """Batches of a partition from the reader thread, re-chunked to ``runtime.batch_size``."""
+    def _batches(self, source: Any, pending: State, partition: Partition = WHOLE, stream: Any = None) -> Iterator[Batch]:
+        """Batches of a partition (or of a ready ``stream``) from reader threads, re-chunked to ``runtime.batch_size``."""
         size = self.recipe.runtime.batch_size
         offset = 0
-        if partition is WHOLE or partition == WHOLE:
+        if stream is not None:
+            produce = None
+        elif partition is WHOLE or partition == WHOLE:
             produce = lambda: source.read_batches(pending)  # noqa: E731
         else:
             produce = lambda: source.read_partition(partition, pending)  # noqa: E731
-        for batch in rechunk(_read_in_thread(produce, self.recipe.runtime.queue_size), size):
+        batches = stream if produce is None else _read_in_thread(produce, self.recipe.runtime.queue_size)
+        for batch in rechunk(batches, size):
             batch.metadata.setdefault("row_offset", offset)
             offset += batch.row_count
             self.rows_read += batch.row_count

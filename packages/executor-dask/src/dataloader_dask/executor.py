@@ -24,7 +24,7 @@ from typing import Any
 
 from dataloader.config import ConfigModel
 from dataloader.errors import DataLoaderError, EngineError
-from dataloader.run.executors import Job
+from dataloader.run.executors import WHOLE, Job
 from dataloader.run.remote import (
     PartitionResult,
     partition_key,
@@ -69,6 +69,13 @@ class DaskExecutor:
             )
         refuse_whole_run_checks(recipe, "dask")
         partitions = job.partitions()
+        if partitions == [WHOLE]:
+            # A source without partitions is one read: it runs here, on the driver, where the
+            # source is surely reachable; nothing to stage, nothing gained from a worker.
+            self._note(job, "the source has no partitions: it is read on the driver")
+            for batch in job.process(WHOLE):
+                job.write(batch)
+            return
         staging = self._staging_root(recipe, job.state)
         self._forget_other_runs(recipe, staging)
         finished = self._finished(staging)

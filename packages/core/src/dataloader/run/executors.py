@@ -21,9 +21,8 @@ A remote executor, whose workers are other processes or machines, uses instead:
 - ``job.after_commit``: callables the engine calls once the run committed (clean staging there);
 - ``job.note(message)``: a line for the user (an ``info`` event), such as a dashboard link.
 
-Only the source's partitions reach an executor other than ``local``; the ``local`` executor gets
-the one partition that stands for the whole source (its read is the source's own, possibly
-parallel, ``read_batches``).
+The ``local`` executor gets the source's partitions only with ``runtime.parallelism`` above 1
+(it then reads that many at once); otherwise the one partition that stands for the whole source.
 
 The built-in ``local`` executor runs the whole source in this process, a reader thread feeding the
 engine's thread through a bounded queue.
@@ -60,6 +59,9 @@ class Job:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     #: Tell the user something (a dashboard link): an ``info`` event of the run.
     note: Callable[[str], None] = lambda message: None
+    #: ``process`` for several partitions read ``workers`` at a time in threads of this process
+    #: (their batches interleave; cursor, steps and checks run in the caller's thread).
+    process_concurrently: Callable[[list[Partition], int], Iterator[Batch]] | None = None
 
     def task(self, partition: Partition, staging: str) -> Any:
         """A serialisable description of ``partition`` for a worker (``dataloader.run.remote``)."""
@@ -80,13 +82,20 @@ class LocalExecutorConfig(ConfigModel):
 
 
 class LocalExecutor:
-    """Everything in this process, partitions one after another, batches in the source's order."""
+    """Everything in this process: partitions one after another, batches in the source's order;
+    with ``runtime.parallelism`` above 1, that many partitions are read at once (in threads)."""
 
     def __init__(self, config: LocalExecutorConfig | None = None) -> None:
         self.config = config
 
     def run(self, job: Job) -> None:
-        for partition in job.partitions():
+        partitions = job.partitions()
+        workers = min(int(getattr(job.recipe.runtime, "parallelism", 1) or 1), len(partitions))
+        if workers > 1 and job.process_concurrently is not None:
+            for batch in job.process_concurrently(partitions, workers):
+                job.write(batch)
+            return
+        for partition in partitions:
             for batch in job.process(partition):
                 job.write(batch)
 

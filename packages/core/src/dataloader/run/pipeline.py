@@ -80,3 +80,72 @@ def read_in_thread(produce: Callable[[], Any], queue_size: int) -> Iterator[Batc
 
 
 __all__ = ["read_in_thread"]
+
+
+def read_partitions(producers: list[Callable[[], Any]], workers: int, queue_size: int) -> Iterator[Batch]:
+    """Run several partitions' reads, ``workers`` at a time, in threads; yield their batches as they come.
+
+    One bounded queue serves them all, so memory stays flat whatever the number of partitions.
+    Batches of one partition keep their order; batches of different partitions interleave. The
+    first failure stops every reader and is raised in the caller's thread.
+    """
+    if workers <= 1 or len(producers) <= 1:
+        for produce in producers:
+            yield from read_in_thread(produce, queue_size)
+        return
+    channel: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, workers))
+    todo: queue.Queue[Callable[[], Any]] = queue.Queue()
+    for produce in producers:
+        todo.put(produce)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    produce = todo.get_nowait()
+                except queue.Empty:
+                    break
+                iterator = iter(produce())
+                try:
+                    for batch in iterator:
+                        if not put(batch if isinstance(batch, Batch) else Batch.from_arrow(batch)):
+                            return
+                finally:
+                    close = getattr(iterator, "close", None)
+                    if callable(close):
+                        close()
+        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+            put(_Failure(exc))
+        finally:
+            put(_END)
+
+    threads = [threading.Thread(target=reader, name=f"dataloader-reader-{i}", daemon=True) for i in range(min(workers, len(producers)))]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    try:
+        while running:
+            item = channel.get()
+            if item is _END:
+                running -= 1
+                continue
+            if isinstance(item, _Failure):
+                exc = item.exc
+                if isinstance(exc, DataLoaderError):
+                    raise exc
+                raise ConnectorError(f"reading the source failed: {type(exc).__name__}: {exc}") from exc
+            yield item
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
