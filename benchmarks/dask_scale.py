@@ -3,9 +3,10 @@
     python benchmarks/dask_scale.py --rows 10000000 --workers 2
 
 Creates a table of ``--rows`` rows in a database of its own (dropped at the end), then runs the
-same recipe twice through the command line: ``runtime.executor: local`` (one COPY read) and
-``runtime.executor: dask`` with a LocalCluster of ``--workers`` processes (``partition`` key ranges,
-one snapshot). Each run is measured from outside: wall time, and the peak resident memory of every
+same recipe three times through the command line: ``runtime.executor: local`` (one COPY read),
+the local executor with ``runtime.parallelism: --workers`` (that many key ranges read at once, in
+threads, one snapshot) and ``runtime.executor: dask`` with a LocalCluster of ``--workers``
+processes (one task per key range, one snapshot). Each run is measured from outside: wall time, and the peak resident memory of every
 process of its tree (the driver, and for dask the scheduler-side nannies and the workers), polled.
 Both outputs are checked: the same number of rows and the same sum of ids. Prints and saves a
 JSON report under ``benchmarks/results/``.
@@ -160,6 +161,8 @@ def main() -> None:
         }
         runtimes = {
             "local": {"batch_size": args.batch_size},
+            # The same partitions read by the local executor, --workers of them at once (threads).
+            "local_parallel": {"batch_size": args.batch_size, "parallelism": args.workers},
             "dask": {"batch_size": args.batch_size, "executor": "dask", "scheduler": "local", "workers": args.workers,
                      "staging": str(work / "staging")},
         }
@@ -178,16 +181,18 @@ def main() -> None:
             result["rows"], result["sum_id"] = check_output(out)
             report[name] = result
             print(json.dumps({name: result}, indent=2), flush=True)
-        assert report["local"]["rows"] == report["dask"]["rows"] == args.rows, "row counts differ"
-        assert report["local"]["sum_id"] == report["dask"]["sum_id"], "the outputs differ"
+        for name in runtimes:
+            assert report[name]["rows"] == args.rows, f"{name}: row count differs"
+            assert report[name]["sum_id"] == report["local"]["sum_id"], f"{name}: the output differs"
         report["dask_over_local_wall"] = round(report["dask"]["wall_s"] / report["local"]["wall_s"], 3)
+        report["local_parallel_over_local_wall"] = round(report["local_parallel"]["wall_s"] / report["local"]["wall_s"], 3)
     finally:
         drop_database(admin, params["dbname"])
         shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"dask-{args.rows}-{report['at']}.json"
     target.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k not in ("local", "dask")}, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k not in runtimes}, indent=2))
     print(f"saved {target}")
 
 

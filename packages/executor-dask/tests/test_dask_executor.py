@@ -246,3 +246,42 @@ def test_s3_csv_files_to_a_postgres_merge_equal_a_local_run(cluster, tmp_path, p
         assert cur.fetchall() == expected
     assert len(expected) == 351 and dict(expected)[5] == "v0-5" and dict(expected)[120] == "v1-120" and dict(expected)[1000] == "untouched"
     assert staging_is_empty(tmp_path, "s3merge")
+
+
+# -- DuckDB row ranges -> Parquet ------------------------------------------------------------
+def test_duckdb_rowid_ranges_equal_a_local_run(cluster, tmp_path):
+    con = duckdb.connect(str(tmp_path / "src.duckdb"))
+    con.execute("CREATE TABLE src AS SELECT range AS id, 'r' || range AS label, range * 0.5 AS amount FROM range(2500)")
+    con.close()
+    source = {"type": "duckdb", "database": str(tmp_path / "src.duckdb"), "table": "src", "partitions": 3}
+    runs = {
+        "local": {},
+        "parallel": {"parallelism": 2},
+        "dask": dask_runtime(cluster, tmp_path),
+    }
+    results = {}
+    for name, runtime in runs.items():
+        results[name] = run_recipe(
+            recipe(tmp_path, source, {"type": "filestore", "path": str(tmp_path / name), "format": "parquet"}, runtime),
+            LocalStateBackend(tmp_path / f"state-{name}"), history=False,
+        )
+    assert {r.rows_written for r in results.values()} == {2500}
+    assert parquet_rows(tmp_path / "dask") == parquet_rows(tmp_path / "parallel") == parquet_rows(tmp_path / "local")
+    assert results["dask"].state_after["metadata"]["partitions"]["count"] == 3
+    assert staging_is_empty(tmp_path)
+
+
+def test_a_failing_check_on_a_worker_fails_the_run_and_publishes_nothing(cluster, tmp_path):
+    write_csv_files(tmp_path / "in", files=3, rows=50)  # id 97 (second file) has no name
+    the_recipe = recipe(
+        tmp_path, {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
+        {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"}, dask_runtime(cluster, tmp_path),
+        quality_checks=[{"column": "name", "check": "not_null", "action": "fail"}],
+    )
+    with pytest.raises(EngineError, match=r"quality_checks.*not_null.*row 48 \(value None\); the run is rolled back"):
+        run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
+    con = duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone() == (0,)
+    finally:
+        con.close()
