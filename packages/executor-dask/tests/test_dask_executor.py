@@ -285,3 +285,27 @@ def test_a_failing_check_on_a_worker_fails_the_run_and_publishes_nothing(cluster
         assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone() == (0,)
     finally:
         con.close()
+
+
+def test_a_file_changed_after_a_killed_driver_is_read_again(cluster, tmp_path):
+    write_csv_files(tmp_path / "in", files=3, rows=100)
+    doc = {
+        "name": "scale",
+        "source": {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
+        "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
+        "runtime": {"batch_size": 100, **dask_runtime(cluster, tmp_path)},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(json.dumps(doc))
+    cli = [str(Path(sys.executable).parent / "dataloader"), "run", str(path), "--state-dir", str(tmp_path / "state")]
+    env = {**os.environ, "DATALOADER_FAULT_KILL_AT": "before_commit"}
+    killed = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(list((tmp_path / "staging" / "scale").glob("*/done/*.json"))) == 3
+    # The first file is rewritten with other rows before the rerun.
+    pacsv.write_csv(pa.table({"id": [10_000, 10_001], "name": ["new", "rows"], "amount": [1.0, 2.0]}), tmp_path / "in" / "part-00.csv")
+    env.pop("DATALOADER_FAULT_KILL_AT")
+    again = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 of 3 partitions were finished by an earlier attempt" in again.stdout
+    assert [row[0] for row in duck_rows(tmp_path / "out.duckdb")] == [*range(100, 300), 10_000, 10_001]

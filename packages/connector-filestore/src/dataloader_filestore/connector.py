@@ -96,8 +96,16 @@ class FilestoreConnector(BaseConnector):
             return []
         self._ensure_open()
         reader = FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix())
-        files = [info["name"] for info in reader.list_files()]
-        return [Partition(name=reader.display(path), spec={"file": path, "reference": files[0]}) for path in files]
+        from dataloader_filestore.source import file_mark
+
+        found = reader.list_files()
+        first = found[0]["name"] if found else None
+        # The file's mark (size, mtime, ETag) is part of the partition: a changed file is a new
+        # partition, so a resumed remote run never reuses what it staged from the old content.
+        return [
+            Partition(name=reader.display(info["name"]), spec={"file": info["name"], "reference": first, "mark": file_mark(self.fs, info)})
+            for info in found
+        ]
 
     def read_partition(self, partition: Partition, state: State) -> Iterator[Batch]:
         """One file of the set, with the first file's columns (as ``read_batches`` gives them)."""

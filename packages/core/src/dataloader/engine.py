@@ -547,6 +547,7 @@ class _Run:
                   process_concurrently=process_concurrently)
         self.job = job
         self._executor().run(job)
+        pending.metadata.pop("partitions", None)  # an earlier remote run's, not this run's
         if self.partitions_done:  # what the run history keeps of a remote run: partitions, workers, timings
             shown = self.partitions_done
             pending.metadata["partitions"] = {
