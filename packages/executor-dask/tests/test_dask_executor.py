@@ -309,3 +309,28 @@ def test_a_file_changed_after_a_killed_driver_is_read_again(cluster, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 of 3 partitions were finished by an earlier attempt" in again.stdout
     assert [row[0] for row in duck_rows(tmp_path / "out.duckdb")] == [*range(100, 300), 10_000, 10_001]
+
+
+def test_a_driver_killed_mid_run_postgres_to_parquet_ends_with_the_exact_rows(cluster, tmp_path, pg, pg_section):
+    with pg.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS killed_src")
+        cur.execute("CREATE TABLE killed_src (id bigint PRIMARY KEY, label text)")
+        cur.execute("INSERT INTO killed_src SELECT g, 'l' || g FROM generate_series(1, 4000) g")
+    doc = {
+        "name": "pgkill",
+        "source": pg_section(table="killed_src", partition={"column": "id", "partitions": 4}),
+        "destination": {"type": "filestore", "path": str(tmp_path / "out"), "format": "parquet"},
+        "runtime": {"batch_size": 500, **dask_runtime(cluster, tmp_path)},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(json.dumps(doc))
+    cli = [str(Path(sys.executable).parent / "dataloader"), "run", str(path), "--state-dir", str(tmp_path / "state")]
+    env = {**os.environ, "DATALOADER_FAULT_KILL_AT": "batch_written"}
+    killed = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    env.pop("DATALOADER_FAULT_KILL_AT")
+    again = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "partitions were finished by an earlier attempt" in again.stdout
+    assert [row[0] for row in parquet_rows(tmp_path / "out")] == list(range(1, 4001))
+    assert staging_is_empty(tmp_path, "pgkill")
