@@ -334,3 +334,34 @@ def test_a_driver_killed_mid_run_postgres_to_parquet_ends_with_the_exact_rows(cl
     assert "partitions were finished by an earlier attempt" in again.stdout
     assert [row[0] for row in parquet_rows(tmp_path / "out")] == list(range(1, 4001))
     assert staging_is_empty(tmp_path, "pgkill")
+
+
+def test_an_unreachable_scheduler_is_one_clear_error_and_nothing_is_written(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    write_csv_files(tmp_path / "in", files=2, rows=10)
+    the_recipe = recipe(
+        tmp_path, {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
+        {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
+        {"executor": "dask", "scheduler": f"tcp://127.0.0.1:{port}", "connect_timeout_s": 2, "staging": str(tmp_path / "staging")},
+    )
+    with pytest.raises(EngineError, match=rf"runtime.scheduler: cannot reach the dask scheduler at tcp://127.0.0.1:{port}"):
+        run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
+    con = duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone() == (0,)
+    finally:
+        con.close()
+    assert LocalStateBackend(tmp_path / "state").load("scale").get("cursor_values", {}) == {}
+
+
+def test_an_unknown_dask_key_is_refused_by_the_executors_model(tmp_path):
+    from dataloader.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="runtime"):
+        recipe(tmp_path, {"type": "filestore", "path": str(tmp_path / "*.csv"), "format": "csv"},
+               {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
+               {"executor": "dask", "schedular": "local"})

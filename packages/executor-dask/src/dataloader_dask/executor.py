@@ -48,6 +48,8 @@ class DaskExecutorConfig(ConfigModel):
     workers: int | None = Field(default=None, ge=1)
     #: How often Dask may run a partition's task again after it failed (a lost worker is retried by Dask too).
     task_retries: int = Field(default=2, ge=0)
+    #: How long to wait for an existing cluster's scheduler to answer.
+    connect_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class DaskExecutor:
@@ -150,7 +152,7 @@ class DaskExecutor:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
             return Client(cluster), cluster
         try:
-            return Client(self.config.scheduler, timeout="30s"), None
+            return Client(self.config.scheduler, timeout=self.config.connect_timeout_s), None
         except Exception as exc:
             raise EngineError(
                 f"runtime.scheduler: cannot reach the dask scheduler at {self.config.scheduler}: {type(exc).__name__}: {exc}; "
