@@ -365,3 +365,9 @@ def test_an_unknown_dask_key_is_refused_by_the_executors_model(tmp_path):
         recipe(tmp_path, {"type": "filestore", "path": str(tmp_path / "*.csv"), "format": "csv"},
                {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
                {"executor": "dask", "schedular": "local"})
+
+
+def test_the_entry_point_module_imports_no_dask():
+    code = "import sys, dataloader_dask.plugin; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
