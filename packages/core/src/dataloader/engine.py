@@ -598,12 +598,14 @@ class _Run:
         """The source's partitions; one for the whole source when it has none (or a checkpoint needs one order).
 
         The ``local`` executor gets them only with ``runtime.parallelism`` above 1 (it reads that
-        many at once); otherwise it reads the whole source in the source's own order.
+        many at once, so their rows interleave); otherwise, and for a merge (whose last row per key
+        must be the source's last), it reads the whole source in the source's own order.
         """
         runtime = self.recipe.runtime
         if not isinstance(source, Partitions) or runtime.checkpoint_every:
             return [WHOLE]
-        if runtime.executor == "local" and runtime.parallelism <= 1:
+        merge = getattr(self.recipe.destination, "write_mode", "append") == "merge"
+        if runtime.executor == "local" and (runtime.parallelism <= 1 or merge):
             return [WHOLE]
         return list(source.partitions(pending)) or [WHOLE]
 
