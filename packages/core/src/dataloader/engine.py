@@ -521,9 +521,9 @@ class _Run:
 
             for message in result.warnings:
                 self.emit("warning", message)
+            self.rows_read += result.rows_read
             for batch in staged_batches(result, staging, self.recipe.runtime.batch_size):
                 write(batch)
-            self.rows_read += result.rows_read
             for rejected, where, metadata in staged_rejects(result, staging):
                 self.rows_failed += rejected.num_rows
                 self.dead_letters.write(rejected, where, metadata)
