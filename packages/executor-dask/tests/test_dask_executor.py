@@ -272,13 +272,14 @@ def test_duckdb_rowid_ranges_equal_a_local_run(cluster, tmp_path):
 
 
 def test_a_failing_check_on_a_worker_fails_the_run_and_publishes_nothing(cluster, tmp_path):
-    write_csv_files(tmp_path / "in", files=3, rows=50)  # id 97 (second file) has no name
+    write_csv_files(tmp_path / "in", files=3, rows=50)  # ids 0 (first file) and 97 (second) have no name
     the_recipe = recipe(
         tmp_path, {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
         {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"}, dask_runtime(cluster, tmp_path),
         quality_checks=[{"column": "name", "check": "not_null", "action": "fail"}],
     )
-    with pytest.raises(EngineError, match=r"quality_checks.*not_null.*row 48 \(value None\); the run is rolled back"):
+    # Whichever partition fails first is the one reported: its row number counts within its file.
+    with pytest.raises(EngineError, match=r"quality_checks.*not_null.*first at row (1|48) \(value None\); the run is rolled back"):
         run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
     con = duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True)
     try:

@@ -133,6 +133,43 @@ class _StagedRejects:
         self.files.append({"path": path, "where": where, "metadata": kept})
 
 
+class _StagedParts:
+    """A partition's ready rows as Parquet files in its attempt folder (a new file when the columns change)."""
+
+    def __init__(self, fs: Any, folder: str) -> None:
+        self.fs = fs
+        self.folder = folder
+        self.paths: list[str] = []
+        self.rows = 0
+        self._writer: Any = None
+        self._stream: Any = None
+
+    def write(self, data: pa.RecordBatch | pa.Table) -> None:
+        if self._writer is None or not data.schema.equals(self._writer.schema):
+            self.close()
+            path = f"{self.folder}/part-{len(self.paths):05d}.parquet"
+            self._stream = self.fs.open(path, "wb")
+            self._writer = pq.ParquetWriter(self._stream, data.schema)
+            self.paths.append(path)
+        if isinstance(data, pa.RecordBatch):
+            self._writer.write_batch(data)
+        else:
+            self._writer.write_table(data)
+        self.rows += data.num_rows
+
+    def close(self) -> None:
+        if self._writer is not None:
+            writer, stream, self._writer, self._stream = self._writer, self._stream, None, None
+            writer.close()
+            stream.close()
+
+    def __enter__(self) -> _StagedParts:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def process_partition(task: PartitionTask) -> PartitionResult:
     """Run one partition on this worker: read, cursor filter, transforms, checks; stage the result."""
     from fsspec.core import url_to_fs
@@ -162,32 +199,14 @@ def process_partition(task: PartitionTask) -> PartitionResult:
     pending = State.from_dict(task.state)
     tracker = run._tracker(pending)
     progress = {"skip": 0, "checkpointed_at": 0}
-    parts: list[str] = []
-    rows_out = 0
+    parts = _StagedParts(fs, folder)
     open_connector(source, "source")
     try:
-        writer = None
-        stream = None
-        try:
+        with parts:
             for batch in run._batches(source, pending, task.partition):
                 ready = run._prepare(the_plan, batch, tracker, progress)
-                if ready is None or not ready.row_count:
-                    continue
-                data = ready.to_arrow()
-                if writer is None or not data.schema.equals(writer.schema):
-                    if writer is not None:
-                        writer.close()
-                        stream.close()
-                    path = f"{folder}/part-{len(parts):05d}.parquet"
-                    stream = fs.open(path, "wb")
-                    writer = pq.ParquetWriter(stream, data.schema)
-                    parts.append(path)
-                writer.write_batch(data) if isinstance(data, pa.RecordBatch) else writer.write_table(data)
-                rows_out += data.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-                stream.close()
+                if ready is not None and ready.row_count:
+                    parts.write(ready.to_arrow())
     finally:
         close_connector(source)
     cursor = None
@@ -197,10 +216,10 @@ def process_partition(task: PartitionTask) -> PartitionResult:
         partition=task.partition,
         key=key,
         attempt=attempt,
-        parts=parts,
+        parts=parts.paths,
         rejects=run.dead_letters.files,
         rows_read=run.rows_read,
-        rows_out=rows_out,
+        rows_out=parts.rows,
         rows_failed=run.rows_failed,
         cursor=cursor,
         warnings=warnings,
