@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from dataloader.config import ConnectorConfig
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dataloader_duckdb.names import TableName, parse_table_name
 
@@ -34,6 +34,9 @@ class DuckDBConfig(ConnectorConfig):
     #: true. Off by default, as in any warehouse: keeping the order makes DuckDB buffer the rows of
     #: a parallel insert, which costs memory (or, under ``memory_limit``, speed).
     preserve_insertion_order: bool = False
+    #: Source table only: split the read into this many ``rowid`` ranges, the source's partitions
+    #: (read ``runtime.parallelism`` at a time, or one task each by a remote executor such as dask).
+    partitions: int = Field(default=1, ge=1, le=256)
 
     @field_validator("database")
     @classmethod

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataloader.batch import Batch
 from dataloader.config import check_merge_keys
-from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
+from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities, Partition
 from dataloader.errors import ConnectorError, LeaseHeldError
 from dataloader.run.ledger import CommitRecord, LeaseHolder
 
@@ -222,6 +222,42 @@ class DuckDBConnector(BaseConnector):
                 predicate, params = self._cursor_predicate(con, state)
                 sql = self._relation() + predicate + self._order_by(con)
                 reader = driver.arrow_reader(con, sql, params, self.context.batch_size)
+                for record_batch in reader:
+                    if record_batch.num_rows:
+                        yield Batch.from_arrow(record_batch)
+        finally:
+            self._readers.discard(con)
+            con.close()
+
+    def partitions(self, state: State) -> list[Partition]:
+        """``partitions`` ranges of the table's ``rowid`` (none for a query or with ``partitions: 1``)."""
+        count = self.config.partitions
+        if count <= 1 or self.config.query or self._is_destination:
+            return []
+        with driver.translating(f"plan the partitions of {self._describe()}", database=self.database):
+            top = self._connection().execute(f"SELECT max(rowid) FROM {self.qualified_table.sql}").fetchall()[0][0]
+        if top is None:
+            return []
+        step = -(-(int(top) + 1) // count)
+        return [
+            Partition(name=f"rowid[{low}..{low + step})", spec={"lower": low, "upper": low + step})
+            for low in range(0, int(top) + 1, step)
+        ]
+
+    def read_partition(self, partition: Partition, state: State) -> Iterator[Batch]:
+        """One ``rowid`` range, on a cursor of its own (several may be read at once)."""
+        with driver.translating(f"read {self._describe()}", database=self.database):
+            con = self._connection().cursor()
+        self._readers.add(con)
+        try:
+            with driver.translating(f"read {partition.name} of {self._describe()}", database=self.database):
+                _use_utc(con)
+                predicate, params = self._cursor_predicate(con, state)
+                rows = "rowid >= ? AND rowid < ?"
+                predicate = f"{predicate} AND {rows}" if predicate else f" WHERE {rows}"
+                params = [*params, partition.spec["lower"], partition.spec["upper"]]
+                relation = f"SELECT * FROM {self.qualified_table.sql}"
+                reader = driver.arrow_reader(con, relation + predicate + self._order_by(con), params, self.context.batch_size)
                 for record_batch in reader:
                     if record_batch.num_rows:
                         yield Batch.from_arrow(record_batch)

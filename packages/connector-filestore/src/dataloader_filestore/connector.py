@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 from dataloader.batch import Batch
-from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
+from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities, Partition
 from dataloader.errors import ConnectorError
 from dataloader.state import State
 
@@ -87,6 +87,37 @@ class FilestoreConnector(BaseConnector):
         )
         incremental = self.config.incremental is not None and self.config.incremental.strategy == "modified_time"
         yield from reader.read(state, batch_size=self.context.batch_size, incremental=incremental)
+
+    def partitions(self, state: State) -> list[Partition]:
+        """One partition per file, in read order (none with ``modified_time``: its file marks need one read)."""
+        from dataloader_filestore.source import FileReader
+
+        if self.config.incremental is not None and self.config.incremental.strategy == "modified_time":
+            return []
+        self._ensure_open()
+        reader = FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix())
+        from dataloader_filestore.source import file_mark
+
+        found = reader.list_files()
+        first = found[0]["name"] if found else None
+        # The file's mark (size, mtime, ETag) is part of the partition: a changed file is a new
+        # partition, so a resumed remote run never reuses what it staged from the old content.
+        return [
+            Partition(name=reader.display(info["name"]), spec={"file": info["name"], "reference": first, "mark": file_mark(self.fs, info)})
+            for info in found
+        ]
+
+    def read_partition(self, partition: Partition, state: State) -> Iterator[Batch]:
+        """One file of the set, with the first file's columns (as ``read_batches`` gives them)."""
+        from dataloader_filestore.source import FileReader
+
+        self._ensure_open()
+        reader = FileReader(
+            self.fs, self.root, self._format,
+            display_prefix=self._display_prefix(),
+            compression=self.config.options.get("compression"),
+        )
+        yield from reader.read_one(partition.spec["file"], self.context.batch_size, reference=partition.spec.get("reference"))
 
     def fingerprint(self, state: State) -> dict[str, Any]:
         """The files this source would read, with size, mtime and ETag (``FileReader.fingerprint``)."""

@@ -155,6 +155,12 @@ class FileReader:
         first = next(iter(self._read_file(path, 1000)), None)
         return None if first is None else first.schema
 
+    def read_one(self, path: str, batch_size: int, *, reference: str | None = None) -> Iterator[Batch]:
+        """The batches of one file of the set, conformed to ``reference``'s columns (the set's first file)."""
+        if reference is not None and reference != path and self._schema is None:
+            self._schema, self._schema_file = self.schema_of(reference), self.display(reference)
+        yield from self._read_file(path, batch_size)
+
     def _read_file(self, path: str, batch_size: int) -> Iterator[Batch]:
         shown = self.display(path)
         metadata = {"file": shown}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -12,7 +10,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from dataloader.batch import Batch, rechunk
 from dataloader.config import check_merge_keys
-from dataloader.connector import BaseConnector, Capabilities
+from dataloader.connector import BaseConnector, Capabilities, Partition
 from dataloader.errors import ConnectorError, DataLoaderError, LeaseHeldError, LeaseLostError
 from dataloader.run.ledger import CommitRecord, LeaseHolder
 from dataloader.state import State
@@ -23,8 +21,6 @@ from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connection import ReplyDeadline, connect, describe_server, driver, translate
 from dataloader_postgres.lock import RecipeLock
 from dataloader_postgres.types import ReadColumn
-
-_DONE = object()
 
 
 class PostgresConnector(BaseConnector):
@@ -213,9 +209,9 @@ class PostgresConnector(BaseConnector):
         partition = self.config.partition
         parallel = partition is not None and self.context.parallelism > 1 and partition.partitions > 1
         if parallel and not self.context.extras.get("ordered"):
-            batches = self._read_partitioned(columns, schema, conditions)
-        else:
-            batches = self._read_range(self.conn, columns, schema, conditions)
+            yield from self._read_partitioned(state)
+            return
+        batches = self._read_range(self.conn, columns, schema, conditions)
         # Parse blocks (~2,600 rows) cut to the run's batch size without a copy: a batch across
         # blocks holds their slices as pieces.
         yield from rechunk((Batch.from_arrow(batch) for batch in batches), self.context.batch_size)
@@ -248,31 +244,33 @@ class PostgresConnector(BaseConnector):
         )
 
     # -- partitioned reading ---------------------------------------------------------------
-    def _read_partitioned(
-        self, columns: list[ReadColumn], schema: pa.Schema, conditions: list[Any]
-    ) -> Iterator[pa.RecordBatch]:
-        """Key ranges read concurrently on their own connections, sharing one snapshot."""
-        assert self.config.partition is not None
-        coordinator = self.conn
-        try:
-            coordinator.rollback()
-            coordinator.set_session(isolation_level="REPEATABLE READ", readonly=True)
-            with coordinator.cursor() as cur:
-                cur.execute("SELECT pg_catalog.pg_export_snapshot()")
-                snapshot = cur.fetchone()[0]
-                ranges = self._partition_conditions(cur, columns, conditions)
-        except self._psycopg2.Error as exc:
-            raise self._fail(exc, "planning the partitioned read") from exc
-        try:
-            yield from self._run_partitions(columns, schema, ranges, snapshot)
-        finally:
-            try:
-                coordinator.rollback()
-                coordinator.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
-            except self._psycopg2.Error:
-                pass  # the coordinator is only holding the snapshot; a broken one is closed later
+    def _read_partitioned(self, state: State) -> Iterator[Batch]:
+        """Key ranges read concurrently on their own connections, sharing one snapshot.
 
-    def _partition_conditions(self, cur: Any, columns: list[ReadColumn], conditions: list[Any]) -> list[list[Any]]:
+        The same seam an executor uses: :meth:`partitions` plans the ranges and exports the
+        snapshot, :meth:`read_partition` reads one range; core's ``read_partitions`` runs
+        ``runtime.parallelism`` of them at a time.
+        """
+        from dataloader.run.pipeline import read_partitions
+
+        try:
+            ranges = self.partitions(state)
+            workers = min(self.context.parallelism, len(ranges))
+            producers = [lambda p=p: self.read_partition(p, state) for p in ranges]
+            yield from read_partitions(producers, workers, 2 * workers)
+        finally:
+            self._end_snapshot()
+
+    def _end_snapshot(self) -> None:
+        """Let go of the exported snapshot: end the planning transaction, back to the default session."""
+        try:
+            self.conn.rollback()
+            self.conn.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+        except self._psycopg2.Error:
+            pass  # the coordinator is only holding the snapshot; a broken one is closed later
+
+    def _partition_edges(self, cur: Any, conditions: list[Any]) -> list[tuple[Any, Any]]:
+        """``(lower, upper)`` key ranges of ``partition.column`` from its min/max (``None``: open end)."""
         from psycopg2 import sql
 
         assert self.config.partition is not None
@@ -281,78 +279,94 @@ class PostgresConnector(BaseConnector):
         cur.execute(statement)
         low, high = cur.fetchone()
         bounds = split_range(low, high, self.config.partition.partitions)
-        if not bounds:
-            return [conditions]
-        ranges: list[list[Any]] = []
         edges = [None, *bounds, None]
-        for lower, upper in zip(edges, edges[1:], strict=False):
-            parts = list(conditions)
-            if lower is not None:
-                parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(lower)))
-            if upper is not None:
-                below = sql.SQL("{} < {}").format(column, sql.Literal(upper))
-                parts.append(below if lower is not None else sql.SQL("({} OR {} IS NULL)").format(below, column))
-            ranges.append(parts)
-        return ranges
+        return list(zip(edges, edges[1:], strict=False))
 
-    def _run_partitions(
-        self, columns: list[ReadColumn], schema: pa.Schema, ranges: list[list[Any]], snapshot: str
-    ) -> Iterator[pa.RecordBatch]:
-        workers = min(self.context.parallelism, len(ranges))
-        results: queue.Queue[Any] = queue.Queue(maxsize=2 * workers)
-        todo: queue.Queue[list[Any]] = queue.Queue()
-        for conditions in ranges:
-            todo.put(conditions)
-        stop = threading.Event()
+    def _range_conditions(self, lower: Any, upper: Any) -> list[Any]:
+        """The WHERE parts of one key range; the first range also takes the NULL keys."""
+        from psycopg2 import sql
 
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    results.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        assert self.config.partition is not None
+        column = sql.Identifier(self.config.partition.column)
+        parts: list[Any] = []
+        if lower is not None:
+            parts.append(sql.SQL("{} >= {}").format(column, sql.Literal(lower)))
+        if upper is not None:
+            below = sql.SQL("{} < {}").format(column, sql.Literal(upper))
+            parts.append(below if lower is not None else sql.SQL("({} OR {} IS NULL)").format(below, column))
+        return parts
 
-        def work() -> None:
-            conn = None
-            try:
-                conn = connect(self.config)
-                conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
-                with conn.cursor() as cur:
-                    cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
-                while not stop.is_set():
-                    try:
-                        conditions = todo.get_nowait()
-                    except queue.Empty:
-                        break
-                    for batch in self._read_range(conn, columns, schema, conditions):
-                        if not put(batch):
-                            return
-            except BaseException as exc:  # handed to the consuming thread, which raises it
-                put(exc if isinstance(exc, DataLoaderError) else self._fail(exc, "a partitioned read"))
-            finally:
-                if conn is not None:
-                    conn.close()
-                put(_DONE)
+    def _partition_conditions(self, cur: Any, columns: list[ReadColumn], conditions: list[Any]) -> list[list[Any]]:
+        return [list(conditions) + self._range_conditions(lower, upper) for lower, upper in self._partition_edges(cur, conditions)]
 
-        threads = [threading.Thread(target=work, name=f"dataloader-postgres-part-{i}", daemon=True) for i in range(workers)]
-        for thread in threads:
-            thread.start()
-        running = workers
+    # -- the Partitions seam (an executor runs the key ranges where it likes) ---------------
+    def partitions(self, state: State) -> list[Partition]:
+        """The ``partition`` key ranges, all to be read under one snapshot this connection exports and holds.
+
+        The snapshot lives as long as this connector's transaction: until its next read or
+        ``close``. Without a ``partition`` setting (or with one range) the source has no partitions.
+        """
+        partition = self.config.partition
+        if partition is None or partition.partitions <= 1:
+            return []
+        conn = self.conn
         try:
-            while running:
-                item = results.get()
-                if item is _DONE:
-                    running -= 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
+            conn.rollback()
+            conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_catalog.pg_export_snapshot()")
+                snapshot = cur.fetchone()[0]
+                self._check_cursor_column(self._read_columns(cur))
+                edges = self._partition_edges(cur, self._cursor_conditions(state))
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, "planning the partitions of the read") from exc
+        column = partition.column
+        return [
+            Partition(
+                name=f"{column}[{'' if lower is None else lower}..{'' if upper is None else upper})",
+                spec={"lower": lower, "upper": upper, "snapshot": snapshot},
+            )
+            for lower, upper in edges
+        ]
+
+    def read_partition(self, partition: Partition, state: State) -> Iterator[Batch]:
+        """One key range on a connection of its own, under the planner's exported snapshot.
+
+        A connection per call, so several partitions can be read at once (``runtime.parallelism``)
+        and a worker of a remote executor needs nothing but the config.
+        """
+        snapshot = partition.spec.get("snapshot")
+        try:
+            conn = connect(self.config)
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, f"connecting for partition {partition.name}") from exc
+        try:
+            yield from self._read_one_partition(conn, partition, snapshot, state)
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
+            conn.close()
+
+    def _read_one_partition(self, conn: Any, partition: Partition, snapshot: str | None, state: State) -> Iterator[Batch]:
+        try:
+            conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            with conn.cursor() as cur:
+                if snapshot:
+                    try:
+                        cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
+                    except self._psycopg2.Error as exc:
+                        raise ConnectorError(
+                            f"postgres ({describe_server(self.config)}): the run's snapshot {snapshot} is gone (the "
+                            "driver's connection that exported it was closed), so partition "
+                            f"{partition.name} cannot be read consistently with the others; run the recipe again",
+                            partition=partition.name,
+                        ) from exc
+                columns = self._read_columns(cur)
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, f"starting partition {partition.name}") from exc
+        self._check_cursor_column(columns)
+        schema = pa.schema([c.arrow_field() for c in columns])
+        conditions = self._cursor_conditions(state) + self._range_conditions(partition.spec.get("lower"), partition.spec.get("upper"))
+        batches = self._read_range(conn, columns, schema, conditions)
+        yield from rechunk((Batch.from_arrow(batch) for batch in batches), self.context.batch_size)
 
     # -- the run's lock --------------------------------------------------------------------
     def acquire_lock(self, recipe_name: str, holder: LeaseHolder) -> None:

@@ -136,6 +136,8 @@ class PlainReporter:
             return f"{name}: committed {rows_written:,} rows"
         if kind == "warning":
             return f"{name}: warning: {getattr(event, 'message', '')}"
+        if kind == "info":  # an executor's notes: a dashboard link, a finished partition
+            return f"{name}: {getattr(event, 'message', '')}"
         return None  # run_finished: the summary line says it
 
     def close(self) -> None:

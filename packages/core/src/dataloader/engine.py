@@ -459,6 +459,7 @@ class _Run:
             self.state_after = pending.to_dict()
             self.emit("committed")
             self._save(pending)
+            self._after_commit()
         except BaseException:
             if self.began:
                 _abort(destination)
@@ -478,16 +479,71 @@ class _Run:
                 if batch is not None and batch.row_count:
                     yield batch
 
+        def process_concurrently(partitions: list[Partition], workers: int) -> Iterator[Batch]:
+            from dataloader.run.pipeline import read_partitions
+
+            producers = [lambda p=p: source.read_partition(p, pending) for p in partitions]
+            stream = read_partitions(producers, workers, self.recipe.runtime.queue_size)
+            for batch in self._batches(source, pending, stream=stream):
+                batch = self._prepare(the_plan, batch, tracker, progress)
+                if batch is not None and batch.row_count:
+                    yield batch
+
         def write(batch: Batch) -> None:
             self._write(destination, batch, pending, mode)
             if every and self.began and self.rows_read - progress["checkpointed_at"] >= every:
                 self._checkpoint(destination, start, mode)
                 progress["checkpointed_at"] = self.rows_read
 
-        job = Job(self.recipe, self.run_id, partitions=lambda: self._partitions(source, pending), process=process, write=write)
+        def publish(result: Any, staging: str) -> None:
+            from dataloader.run.remote import staged_batches, staged_rejects
+
+            for message in result.warnings:
+                self.emit("warning", message)
+            self.rows_read += result.rows_read
+            for batch in staged_batches(result, staging, self.recipe.runtime.batch_size):
+                write(batch)
+            for rejected, where, metadata in staged_rejects(result, staging):
+                self.rows_failed += rejected.num_rows
+                self.dead_letters.write(rejected, where, metadata)
+            self._check_limits()
+            if tracker is not None and result.cursor is not None:
+                tracker.combine(result.cursor)
+            self.partitions_done.append(
+                {"partition": result.partition.name, "rows_read": result.rows_read, "rows_written": result.rows_out,
+                 "rows_failed": result.rows_failed, "worker": result.worker, "seconds": round(result.seconds, 3)}
+            )
+            self.emit(
+                "info",
+                f"partition {result.partition.name}: {result.rows_out:,} rows on {result.worker} "
+                f"in {result.seconds:.1f}s ({self.rows_written:,} rows in total)",
+            )
+
+        self.partitions_done: list[dict[str, Any]] = []
+        partitions = lambda: self._partitions(source, pending)  # noqa: E731
+        job = Job(self.recipe, self.run_id, partitions=partitions, process=process, write=write,
+                  state=pending.to_dict(), publish=publish, note=lambda message: self.emit("info", message),
+                  process_concurrently=process_concurrently)
+        self.job = job
         self._executor().run(job)
+        pending.metadata.pop("partitions", None)  # an earlier remote run's, not this run's
+        if self.partitions_done:  # what the run history keeps of a remote run: partitions, workers, timings
+            shown = self.partitions_done
+            pending.metadata["partitions"] = {
+                "count": len(shown),
+                "workers": sorted({p["worker"] for p in shown}),
+                "seconds": round(sum(p["seconds"] for p in shown), 3),
+                "list": shown[:100],
+            }
         if tracker is not None:
             tracker.save_to(pending)
+
+    def _after_commit(self) -> None:
+        for callback in getattr(getattr(self, "job", None), "after_commit", None) or []:
+            try:
+                callback()
+            except Exception as exc:  # tidying after a commit never fails the run
+                log.warning("after the commit of run %s: %s", self.run_id, exc)
 
     def _prepare(self, the_plan: Plan, batch: Batch, tracker: CursorTracker | None, progress: dict[str, int]) -> Batch | None:
         """Skip rows a checkpoint already committed, drop boundary rows already loaded, transform and check."""
@@ -518,8 +574,17 @@ class _Run:
         return executor
 
     def _partitions(self, source: Any, pending: State) -> list[Partition]:
-        """The source's partitions; one for the whole source when it has none (or a checkpoint needs one order)."""
-        if not isinstance(source, Partitions) or self.recipe.runtime.checkpoint_every:
+        """The source's partitions; one for the whole source when it has none (or a checkpoint needs one order).
+
+        The ``local`` executor gets them only with ``runtime.parallelism`` above 1 (it reads that
+        many at once, so their rows interleave); otherwise, and for a merge (whose last row per key
+        must be the source's last), it reads the whole source in the source's own order.
+        """
+        runtime = self.recipe.runtime
+        if not isinstance(source, Partitions) or runtime.checkpoint_every:
+            return [WHOLE]
+        merge = getattr(self.recipe.destination, "write_mode", "append") == "merge"
+        if runtime.executor == "local" and (runtime.parallelism <= 1 or merge):
             return [WHOLE]
         return list(source.partitions(pending)) or [WHOLE]
 
@@ -552,15 +617,18 @@ class _Run:
         self.last_checkpoint = checkpoint
         self.emit("committed", f"checkpoint: {self.rows_read:,} source rows loaded")
 
-    def _batches(self, source: Any, pending: State, partition: Partition = WHOLE) -> Iterator[Batch]:
-        """Batches of a partition from the reader thread, re-chunked to ``runtime.batch_size``."""
+    def _batches(self, source: Any, pending: State, partition: Partition = WHOLE, stream: Any = None) -> Iterator[Batch]:
+        """Batches of a partition (or of a ready ``stream``) from reader threads, re-chunked to ``runtime.batch_size``."""
         size = self.recipe.runtime.batch_size
         offset = 0
-        if partition is WHOLE or partition == WHOLE:
+        if stream is not None:
+            produce = None
+        elif partition is WHOLE or partition == WHOLE:
             produce = lambda: source.read_batches(pending)  # noqa: E731
         else:
             produce = lambda: source.read_partition(partition, pending)  # noqa: E731
-        for batch in rechunk(_read_in_thread(produce, self.recipe.runtime.queue_size), size):
+        batches = stream if produce is None else _read_in_thread(produce, self.recipe.runtime.queue_size)
+        for batch in rechunk(batches, size):
             batch.metadata.setdefault("row_offset", offset)
             offset += batch.row_count
             self.rows_read += batch.row_count

@@ -97,39 +97,73 @@ def iterate_in_thread(
     or closed this generator), the producer is told to stop, its iterator is closed, and this waits
     up to ``join_timeout`` seconds for it.
     """
-    channel = Channel(capacity)
+    return iterate_in_threads([produce], capacity, workers=1, name=name, join_timeout=join_timeout)
 
-    def producer() -> None:
-        iterator = None
+
+def iterate_in_threads(
+    producers: list[Callable[[], Any]], capacity: int, *, workers: int, name: str, join_timeout: float = 30.0
+) -> Iterator[Any]:
+    """Like :func:`iterate_in_thread` for several producers, ``workers`` of them at a time.
+
+    One channel serves them all, so memory stays flat whatever their number. Items of one producer
+    keep their order; items of different producers interleave. The first failure stops them all.
+    """
+    channel = Channel(max(capacity, workers))
+    todo = list(reversed(producers))
+    lock = threading.Lock()
+
+    def next_producer() -> Callable[[], Any] | None:
+        with lock:
+            return todo.pop() if todo and not channel.closed else None
+
+    def worker() -> None:
         try:
-            iterator = iter(produce())
-            for item in iterator:
-                if not channel.send(item):
-                    break
-            channel.send(END)
+            while (produce := next_producer()) is not None:
+                if not _drain_into(channel, produce):
+                    return
         except BaseException as exc:  # raised again in the consumer's thread
             channel.send(_Failure(exc))
         finally:
-            close = getattr(iterator, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:
-                    pass
+            channel.send(END)
 
-    thread = threading.Thread(target=producer, name=name, daemon=True)
-    thread.start()
+    threads = [
+        threading.Thread(target=worker, name=f"{name}-{i}" if workers > 1 else name, daemon=True)
+        for i in range(max(1, min(workers, len(producers))))
+    ]
+    return _consume(channel, threads, join_timeout)
+
+
+def _drain_into(channel: Channel, produce: Callable[[], Any]) -> bool:
+    """Send every item of ``produce()``; False when the consumer closed the channel."""
+    iterator = iter(produce())
     try:
-        while True:
+        return all(channel.send(item) for item in iterator)
+    finally:
+        close = getattr(iterator, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                pass
+
+
+def _consume(channel: Channel, threads: list[threading.Thread], join_timeout: float) -> Iterator[Any]:
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    try:
+        while running:
             item = channel.receive()
             if item is END:
-                return
+                running -= 1
+                continue
             if isinstance(item, _Failure):
                 raise item.exc
             yield item
     finally:
         channel.close()
-        thread.join(timeout=join_timeout)
+        for thread in threads:
+            thread.join(timeout=join_timeout)
 
 
 class HandoffCancelled(Exception):
@@ -207,4 +241,4 @@ class Handoff:
         return item
 
 
-__all__ = ["END", "Channel", "Handoff", "HandoffCancelled", "iterate_in_thread"]
+__all__ = ["END", "Channel", "Handoff", "HandoffCancelled", "iterate_in_thread", "iterate_in_threads"]

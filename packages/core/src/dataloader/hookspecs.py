@@ -129,7 +129,11 @@ def register_executors(register: Register) -> None:
     ``run(job: Job) -> None``, where the job hands out the source's partitions, turns a partition
     into ready batches (``job.process(partition)``, safe to call on another machine from the
     recipe alone) and writes batches through the one commit protocol (``job.write(batch)``, on
-    the driver).
+    the driver). A remote executor sends ``job.task(partition, staging)`` to a worker, which runs
+    ``dataloader.run.remote.process_partition`` (rows staged as Parquet under ``staging``), and
+    hands each finished partition's result to ``job.publish(result, staging)`` on the driver;
+    ``job.after_commit`` callbacks run once the run committed. Only executors other than
+    ``local`` receive the source's partitions.
 
     :param register: call it once per executor name (:class:`Register`).
     """

@@ -147,6 +147,24 @@ class CursorTracker:
                 column=self.column,
             )
 
+    def export(self) -> dict[str, Any]:
+        """This tracker's mark, small and serialisable: what a partition read on a worker hands back."""
+        return {"high": self.high, "keys": sorted(self.keys_at_high), "legacy_rows": self.legacy_rows, "skipped": self.rows_skipped}
+
+    def combine(self, mark: dict[str, Any]) -> None:
+        """Fold in another partition's :meth:`export`: the highest value wins, ties pool their keys."""
+        self.rows_skipped += int(mark.get("skipped") or 0)
+        high = mark.get("high")
+        if high is None or (self.high is not None and high < self.high):
+            return
+        if self.high is None or high > self.high:
+            self.high = high
+            self.keys_at_high = set(mark.get("keys") or [])
+            self.legacy_rows = bool(mark.get("legacy_rows"))
+        else:
+            self.keys_at_high.update(mark.get("keys") or [])
+            self.legacy_rows = self.legacy_rows and bool(mark.get("legacy_rows"))
+
     def save_to(self, state: State) -> None:
         if self.high is not None:
             form = None if self.key_columns or self.legacy_rows else ROW_DIGEST

@@ -21,6 +21,7 @@ EXTRAS = {
     "snowflake": "connector-snowflake",
     "bigquery": "connector-bigquery",
     "dynamodb": "state-dynamodb",
+    "dask": "executor-dask",
 }
 
 

@@ -284,6 +284,8 @@ class ConnectorContractSuite(SealedSuite):
     connector_type: ClassVar[str] = ""
     #: Plugins to register explicitly (for a connector that is not installed through an entry point).
     plugins: ClassVar[tuple[Any, ...]] = ()
+    #: ``runtime`` keys every run of the suite gets (an executor's suite: ``{"executor": "dask", ...}``).
+    runtime: ClassVar[dict[str, Any]] = {}
 
     # fixtures ----------------------------------------------------------------------------------
     @pytest.fixture
@@ -321,7 +323,7 @@ class ConnectorContractSuite(SealedSuite):
         from dataloader.recipe import Recipe
 
         recipe = Recipe.from_dict(
-            {"name": name, "source": source, "destination": destination, "runtime": {"batch_size": 2, **runtime}}
+            {"name": name, "source": source, "destination": destination, "runtime": {"batch_size": 2, **self.runtime, **runtime}}
         )
         return run_recipe(recipe, LocalStateBackend(tmp_path / "state"), history=False)
 
@@ -513,6 +515,7 @@ class ConnectorContractSuite(SealedSuite):
 
     def _child(self, tmp_path: Path, recipe: dict[str, Any], kill_at: str | None) -> subprocess.CompletedProcess[str]:
         path = tmp_path / "child-recipe.json"
+        recipe = {**recipe, "runtime": {**self.runtime, **recipe.get("runtime", {})}}
         path.write_text(json.dumps(recipe), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DATALOADER_FAULT_")}
         if kill_at:
