@@ -109,7 +109,7 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
                 "items": chooser("quality_check", description="One quality check."),
             },
             "state": chooser("state_backend", description="Where the recipe's state is kept."),
-            "schema": _schema_section(),
+            "schema": _schema_section(defs),
         },
         "$defs": defs,
     }
@@ -117,11 +117,12 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
     return schema
 
 
-def _schema_section() -> dict[str, Any]:
+def _schema_section(defs: dict[str, Any]) -> dict[str, Any]:
     """The ``schema:`` section (column contract and evolution policy), from its pydantic model."""
     from dataloader.recipe.models import SchemaSection
 
     section = SchemaSection.model_json_schema()
+    defs.update(section.pop("$defs", {}))
     section["description"] = "The schema contract and evolution policy (docs/schema.md)."
     return section
 
