@@ -100,7 +100,7 @@ def check_connections(the_plan: Plan) -> list[str]:
         return problems
     get_schema = getattr(the_plan.source, "get_schema", None)
     fits = getattr(the_plan.destination, "check_schema", None)
-    if callable(get_schema) and callable(fits):
+    if callable(get_schema) and (callable(fits) or the_plan.recipe.schema_ is not None):
         try:
             schema = get_schema()
             if schema is not None:
@@ -111,7 +111,8 @@ def check_connections(the_plan: Plan) -> list[str]:
                     the_plan.schema_outcome = gate(the_plan.recipe, the_plan.destination, incoming, the_plan.contract)
                     for line in the_plan.schema_outcome.report():
                         log.warning("schema: %s", line)
-                problems.extend(f"destination: {p}" for p in fits(incoming) or [])
+                if callable(fits):
+                    problems.extend(f"destination: {p}" for p in fits(incoming) or [])
         except DataLoaderError as exc:
             problems.append(str(exc))
     return problems

@@ -170,6 +170,11 @@ def gate(recipe: Any, destination: Any, incoming: pa.Schema, contract: Any = Non
         outcome.columns = _applied(columns_of(current), new_columns, outcome.changes)
         if section.evolution.mode == "warn" and contract is not None and any(c.action == "warn" for c in outcome.changes):
             contract.fit_to = {f.name: f.type for f in current}
+    widen = {c.column: ptypes.native(mapping, c.new) for c in outcome.changes if c.kind == TYPE_CHANGED and c.action == "apply"}
+    extras = getattr(getattr(destination, "context", None), "extras", None)
+    if widen and isinstance(extras, dict):
+        # A destination that does not widen by itself (postgres) alters these columns in the run's transaction.
+        extras["schema_widen"] = widen
     outcome.published = next_published(destination, recipe.name, target, outcome)
     return outcome
 
