@@ -156,6 +156,9 @@ def gate(recipe: Any, destination: Any, incoming: pa.Schema, contract: Any = Non
     outcome = Outcome(target)
     if current is not None:
         outcome.changes = decide(diff(columns_of(current), new_columns), section.evolution, target, mapping)
+        if getattr(destination, "schema_ddl", True) is False:
+            for change in outcome.changes:
+                change.ddl = None
     if outcome.refused:
         lines = [f"schema drift between the rows and {target}:"] + ["  " + line for line in outcome.report()]
         ddl = [c.ddl for c in outcome.changes if c.ddl]
