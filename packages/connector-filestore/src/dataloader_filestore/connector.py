@@ -229,6 +229,11 @@ class FilestoreConnector(BaseConnector):
     schema_ddl = False
 
     @property
+    def schema_types(self) -> dict[str, str] | None:
+        """The portable-to-Parquet mapping (``PARQUET_TYPES``); other formats keep no exact types."""
+        return PARQUET_TYPES if self.config.format == "parquet" else None
+
+    @property
     def schema_target(self) -> str:
         return f"dataset {self._display_prefix() + (self.root or self.config.path)}"
 
@@ -280,6 +285,25 @@ class FilestoreConnector(BaseConnector):
 
         self._ensure_open()
         return load_committed_state(self.fs, self.root, recipe_name, self._display_prefix() + self.root)
+
+
+#: Portable type (``dataloader.schema.types``) -> the Arrow type a Parquet part stores it as.
+PARQUET_TYPES: dict[str, str] = {
+    "bool": "bool",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "float32": "float",
+    "float64": "double",
+    "decimal": "decimal128({p}, {s})",
+    "string": "string",
+    "binary": "binary",
+    "date": "date32",
+    "time": "time64[us]",
+    "timestamp": "timestamp[us]",
+    "timestamp_tz": "timestamp[us, tz=UTC]",
+}
 
 
 def _remote_backend(config: FilestoreConfig) -> str:
