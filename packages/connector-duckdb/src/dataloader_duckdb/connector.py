@@ -25,6 +25,7 @@ from dataloader.run.ledger import CommitRecord, LeaseHolder
 from dataloader_duckdb import driver
 from dataloader_duckdb.config import DuckDBConfig
 from dataloader_duckdb.names import TableName, quote_ident
+from dataloader_duckdb.types import PORTABLE_TYPES
 from dataloader_duckdb.writer import (
     MemoryLimit,
     StagedLoad,
@@ -298,6 +299,18 @@ class DuckDBConnector(BaseConnector):
                 con.execute(f"DESCRIBE {self._relation()}").fetchall()
 
     # -- destination ------------------------------------------------------------------------
+    #: The mapping between portable and DuckDB types (``types.PORTABLE_TYPES``), for the schema gate.
+    schema_types = PORTABLE_TYPES
+
+    @property
+    def schema_target(self) -> str:
+        """The destination table, as the schema gate's DDL names it."""
+        return str(self.table)
+
+    def current_schema(self) -> pa.Schema | None:
+        """The destination table's schema now, or None before it exists (for the schema gate)."""
+        return self.get_schema() if self._is_destination else None
+
     def check_schema(self, schema: pa.Schema) -> list[str]:
         """Problems loading rows of ``schema`` into the table would hit (``dataloader check``)."""
         problems = []

@@ -101,4 +101,24 @@ def _decimal(type_name: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-__all__ = ["NULL_TYPE", "is_null_type", "normalise", "reconcile"]
+__all__ = ["NULL_TYPE", "PORTABLE_TYPES", "is_null_type", "normalise", "reconcile"]
+
+
+#: Portable type (``dataloader.schema.types``) -> the DuckDB column type a new column gets. Code
+#: (drift DDL), docs/schema.md and the contract suite's round trip all read this one table.
+PORTABLE_TYPES: dict[str, str] = {
+    "bool": "BOOLEAN",
+    "int8": "TINYINT",
+    "int16": "SMALLINT",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float32": "FLOAT",
+    "float64": "DOUBLE",
+    "decimal": "DECIMAL({p},{s})",
+    "string": "VARCHAR",
+    "binary": "BLOB",
+    "date": "DATE",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+    "timestamp_tz": "TIMESTAMP WITH TIME ZONE",
+}

@@ -256,11 +256,85 @@ class FilestoreConnector(BaseConnector):
         if lock is not None:
             lock.release()
 
+    #: A dataset has no DDL: the schema gate reports drift without statements to run.
+    schema_ddl = False
+
+    @property
+    def schema_types(self) -> dict[str, str] | None:
+        """The portable-to-Parquet mapping (``PARQUET_TYPES``); other formats keep no exact types."""
+        return PARQUET_TYPES if self.config.format == "parquet" else None
+
+    @property
+    def schema_target(self) -> str:
+        return f"dataset {self._display_prefix() + (self.root or self.config.path)}"
+
+    def current_schema(self) -> pa.Schema | None:
+        """The committed dataset's schema: its parts' schemas, unified along the type lattice.
+
+        None before the first commit. Parts that disagree beyond the lattice (an ``int64`` part
+        beside a ``string`` one) are refused, naming both parts.
+        """
+        import posixpath
+
+        from dataloader.schema import types as ptypes
+
+        from dataloader_filestore.manifest import read_manifest
+        from dataloader_filestore.source import FileReader
+
+        if self.context.role != "destination":
+            return None
+        self._ensure_open()
+        display = self._display_prefix() + self.root
+        manifest = read_manifest(self.fs, self.root, display)
+        if manifest is None or not manifest.parts:
+            return None
+        fields: dict[str, tuple[pa.Field, str, str]] = {}  # name -> (field, portable type, first part)
+        for name in manifest.part_names():
+            # A reader per part: one reader compares every file with its first, and the parts may differ.
+            reader = FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix(),
+                                compression=self.config.options.get("compression"))
+            schema = reader.schema_of(posixpath.join(self.root, name))
+            for field in schema or []:
+                portable = ptypes.from_arrow(field.type)
+                if field.name not in fields:
+                    fields[field.name] = (field, portable, name)
+                    continue
+                seen, seen_type, first = fields[field.name]
+                joined = ptypes.widen(seen_type, portable)
+                if joined is None:
+                    raise ConnectorError(
+                        f"the parts of {display} disagree on column {field.name!r}: {seen_type} in {first}, "
+                        f"{portable} in {name}; rewrite the dataset (write_mode: overwrite) or cast in the recipe",
+                        column=field.name,
+                    )
+                if joined != seen_type:
+                    fields[field.name] = (pa.field(field.name, ptypes.to_arrow(joined)), joined, first)
+        return pa.schema([f for f, _, _ in fields.values()])
+
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
         from dataloader_filestore.dataset import load_committed_state
 
         self._ensure_open()
         return load_committed_state(self.fs, self.root, recipe_name, self._display_prefix() + self.root)
+
+
+#: Portable type (``dataloader.schema.types``) -> the Arrow type a Parquet part stores it as.
+PARQUET_TYPES: dict[str, str] = {
+    "bool": "bool",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "float32": "float",
+    "float64": "double",
+    "decimal": "decimal128({p}, {s})",
+    "string": "string",
+    "binary": "binary",
+    "date": "date32",
+    "time": "time64[us]",
+    "timestamp": "timestamp[us]",
+    "timestamp_tz": "timestamp[us, tz=UTC]",
+}
 
 
 def _remote_backend(config: FilestoreConfig) -> str:

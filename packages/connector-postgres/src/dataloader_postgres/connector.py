@@ -20,7 +20,7 @@ from dataloader_postgres.capabilities import CAPABILITIES
 from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connection import ReplyDeadline, connect, describe_server, driver, translate
 from dataloader_postgres.lock import RecipeLock
-from dataloader_postgres.types import ReadColumn
+from dataloader_postgres.types import PORTABLE_TYPES, ReadColumn
 
 
 class PostgresConnector(BaseConnector):
@@ -113,6 +113,28 @@ class PostgresConnector(BaseConnector):
         except self._psycopg2.Error as exc:
             raise self._fail(exc, "reading the column types") from exc
         return pa.schema([c.arrow_field() for c in columns])
+
+    #: The mapping between portable and PostgreSQL types (``types.PORTABLE_TYPES``), for the schema gate.
+    schema_types = PORTABLE_TYPES
+
+    @property
+    def schema_target(self) -> str:
+        """The destination table, as the schema gate's DDL names it."""
+        return ".".join(self.config.qualified_table())
+
+    def current_schema(self) -> pa.Schema | None:
+        """The destination table's columns now as Arrow fields, or None before it exists."""
+        if not self.config.table:
+            return None
+        schema, table = self.config.qualified_table()
+        try:
+            with self.conn.cursor() as cur:
+                described = reader.describe_table(cur, schema, table)
+                columns = reader.plan_columns(cur, described) if described else None
+            self.conn.rollback()
+        except self._psycopg2.Error as exc:
+            raise self._fail(exc, "reading the destination's column types") from exc
+        return pa.schema([c.arrow_field() for c in columns]) if columns else None
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
         """The recipe's committed :class:`~dataloader.run.ledger.CommitRecord` as a dict, or None.
@@ -417,6 +439,7 @@ class PostgresConnector(BaseConnector):
                 self.conn, target_schema, table, mode, self.config.merge_keys, self.config.overwrite_method,
                 statement_timeout=self.config.statement_timeout, nul_bytes=self.config.nul_bytes,
             )
+            self._write.widen = dict(self.context.extras.get("schema_widen") or {})
             self._write.begin(schema)
         except self._psycopg2.Error as exc:
             self._rollback()

@@ -310,3 +310,23 @@ def check_compatible(arrow_field: pa.Field, pg_name: str, pg_category: str, pg_d
             existing_type=pg_display,
             incoming_type=str(arrow_field.type),
         )
+
+
+#: Portable type (``dataloader.schema.types``) -> the PostgreSQL column type a new or widened column
+#: gets: the one table the schema gate's DDL, docs/schema.md and the tests read.
+PORTABLE_TYPES: dict[str, str] = {
+    "bool": "boolean",
+    "int8": "smallint",
+    "int16": "smallint",
+    "int32": "integer",
+    "int64": "bigint",
+    "float32": "real",
+    "float64": "double precision",
+    "decimal": "numeric({p},{s})",
+    "string": "text",
+    "binary": "bytea",
+    "date": "date",
+    "time": "time",
+    "timestamp": "timestamp",
+    "timestamp_tz": "timestamptz",
+}

@@ -145,6 +145,8 @@ class StagedWrite:
         self.arrow_schema: pa.Schema | None = None
         self.existing: dict[str, TargetColumn] | None = None
         self.column_types: dict[str, str] = {}
+        #: Existing columns the recipe's schema policy widens in this transaction: name -> new type.
+        self.widen: dict[str, str] = {}
         self.rows_staged = 0
         #: append/overwrite COPY straight into the target inside the run's transaction.
         self.direct = mode in ("append", "overwrite")
@@ -193,7 +195,9 @@ class StagedWrite:
             )
         for arrow_field in arrow_schema:
             current = (self.existing or {}).get(arrow_field.name)
-            if current is not None:
+            if current is not None and arrow_field.name in self.widen:
+                self.column_types[arrow_field.name] = self.widen[arrow_field.name]
+            elif current is not None:
                 check_compatible(arrow_field, current.type_name, current.category, current.display, self.label)
                 self.column_types[arrow_field.name] = current.display
             else:
@@ -355,6 +359,12 @@ class StagedWrite:
             )
             cur.execute(self._sql("CREATE TABLE {target} ({columns})", columns=definitions))
             return
+        for name, pg_type in self.widen.items():
+            if name in self.existing:
+                cur.execute(
+                    self._sql("ALTER TABLE {target} ALTER COLUMN {column} TYPE {type}", column=sql.Identifier(name),
+                              type=sql.SQL(pg_type))
+                )
         for name, pg_type in self.column_types.items():
             if name not in self.existing:
                 cur.execute(

@@ -901,6 +901,7 @@ def _install_state_commands() -> None:
     from dataloader.cli_state import install
 
     install(cli)  # show-state, reset-state and runs for every backend; `state migrate`
+    __import__("dataloader.cli_schema").cli_schema.install(cli)  # schema infer / history / diff
 
 
 _install_state_commands()

@@ -299,6 +299,7 @@ class _Run:
                 problems = check_connections(the_plan)
                 if problems:
                     raise EngineError("preflight failed, nothing was written: " + "; ".join(problems), problems=problems)
+                self.ledger.extra = the_plan.published  # the schema versions, stored with each commit
                 locked = self._lock(destination)
                 self._attempt_opened(the_plan)
             finally:

@@ -109,11 +109,22 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
                 "items": chooser("quality_check", description="One quality check."),
             },
             "state": chooser("state_backend", description="Where the recipe's state is kept."),
+            "schema": _schema_section(defs),
         },
         "$defs": defs,
     }
     _accept_templates(schema)
     return schema
+
+
+def _schema_section(defs: dict[str, Any]) -> dict[str, Any]:
+    """The ``schema:`` section (column contract and evolution policy), from its pydantic model."""
+    from dataloader.recipe.models import SchemaSection
+
+    section = SchemaSection.model_json_schema()
+    defs.update(section.pop("$defs", {}))
+    section["description"] = "The schema contract and evolution policy (docs/schema.md)."
+    return section
 
 
 def _names(key: str, name: str) -> dict[str, Any]:

@@ -10,11 +10,12 @@ validated plugin instances are what ``Recipe`` holds and what the engine uses.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
 from dataloader.config import ConfigModel, ConnectorConfig, IncrementalConfig
+from dataloader.errors import DataLoaderError
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
@@ -88,6 +89,60 @@ class StateConfig(BaseModel):
     config: SerializeAsAny[Any] = None
 
 
+class SchemaColumn(ConfigModel):
+    """One declared column of the ``schema:`` section (``type`` is a portable type name)."""
+
+    name: str = Field(min_length=1)
+    type: str
+    nullable: bool = True
+    primary_key: bool = False
+    unique: bool = False
+
+    @field_validator("type")
+    @classmethod
+    def _portable(cls, value: str) -> str:
+        from dataloader.schema.types import parse
+
+        try:
+            return parse(value)
+        except DataLoaderError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class SchemaEvolution(ConfigModel):
+    """How drift between the rows and the destination's table is handled (``docs/schema.md``)."""
+
+    #: ``manual``: detect, change nothing, fail before writing, print the DDL; ``auto``: apply the
+    #: compatible changes; ``warn``: log the drift and load what fits the table as it is.
+    mode: Literal["manual", "auto", "warn"] = "manual"
+    allow_new_columns: bool = True
+    allow_column_deletion: bool = True
+    allow_type_changes: bool = True
+
+
+class SchemaSection(ConfigModel):
+    """The recipe's ``schema:`` section: a column contract and an evolution policy."""
+
+    #: ``strict``: the rows must have exactly the declared columns; ``lenient``: the declared
+    #: columns are enforced, others pass; ``infer``: the source's schema is taken as it is.
+    #: Default: ``lenient`` when columns are declared, else ``infer``.
+    mode: Literal["strict", "infer", "lenient"] | None = None
+    columns: list[SchemaColumn] = Field(default_factory=list)
+    evolution: SchemaEvolution = Field(default_factory=SchemaEvolution)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> SchemaSection:
+        if self.mode is None:
+            self.mode = "lenient" if self.columns else "infer"
+        if self.mode == "strict" and not self.columns:
+            raise ValueError("mode 'strict' needs the declared columns (schema.columns)")
+        names = [c.name for c in self.columns]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"column {twice[0]!r} is declared twice")
+        return self
+
+
 class Recipe(BaseModel):
     """A validated recipe: what the engine runs.
 
@@ -96,7 +151,7 @@ class Recipe(BaseModel):
     and ``warnings`` describe where it came from and are not part of its serialised form.
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
 
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = None
@@ -107,6 +162,8 @@ class Recipe(BaseModel):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     quality_checks: list[dict[str, Any]] = Field(default_factory=list)
     state: StateConfig | None = None
+    #: The optional schema contract and evolution policy; None keeps each destination's own rules.
+    schema_: SchemaSection | None = Field(default=None, alias="schema")
 
     path: Path | None = Field(default=None, exclude=True)
     files: list[Path] = Field(default_factory=list, exclude=True)
@@ -149,7 +206,7 @@ def connector_type(recipe: Recipe, role: str) -> str:
 
 
 #: Keys a recipe may have at the top level after ``extends``/``delete`` are applied.
-TOP_LEVEL_KEYS = ("name", "description", "source", "transform", "destination", "runtime", "quality_checks", "state")
+TOP_LEVEL_KEYS = ("name", "description", "source", "transform", "destination", "runtime", "quality_checks", "state", "schema")
 
 __all__ = [
     "DestinationConfig",
@@ -157,6 +214,9 @@ __all__ = [
     "Recipe",
     "RetryConfig",
     "RuntimeConfig",
+    "SchemaColumn",
+    "SchemaEvolution",
+    "SchemaSection",
     "SourceConfig",
     "StateConfig",
     "StepConfig",

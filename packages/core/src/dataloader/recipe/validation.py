@@ -100,6 +100,10 @@ def _validate_tree(tree: dict[str, Any], registry: Registry) -> tuple[dict[str, 
         fields["quality_checks"] = checks
     if tree.get("state") is not None:
         fields["state"] = _state(tree["state"], registry, problems)
+    if tree.get("schema") is not None:
+        from dataloader.recipe.models import SchemaSection
+
+        fields["schema_"] = _model(SchemaSection, tree["schema"], "schema", problems)
     return fields, problems
 
 

@@ -253,6 +253,8 @@ class Ledger:
         self._warn = warn
         self.commits = 0
         self.origin = "none"
+        #: Published with every commit besides the ledger's keys (the run's schema versions).
+        self.extra: dict[str, Any] = {}
 
     # where the state comes from -----------------------------------------------------------
     def committed_record(self) -> CommitRecord | None:
@@ -284,7 +286,7 @@ class Ledger:
     # publishing ---------------------------------------------------------------------------
     def published(self, *, final: bool, rows: int, mode: str) -> dict[str, Any]:
         self.commits += 1
-        return {"checkpoint": self.commits, "final": final, "rows": rows, "mode": mode}
+        return {**self.extra, "checkpoint": self.commits, "final": final, "rows": rows, "mode": mode}
 
     def commit(self, state: Any, published: dict[str, Any]) -> None:
         destination = self.destination

@@ -36,6 +36,15 @@ class Plan:
     steps: list[tuple[int, str, Any]]
     checks: Any
     host: PluginHost
+    #: The recipe's schema contract step (the last of ``steps``), when it has a ``schema:`` section.
+    contract: Any = None
+    #: What the schema gate found at preflight (``dataloader.schema.drift.Outcome``).
+    schema_outcome: Any = None
+
+    @property
+    def published(self) -> dict[str, Any]:
+        """What the run's commits publish besides the ledger's own keys (the schema versions)."""
+        return dict(self.schema_outcome.published) if self.schema_outcome is not None else {}
 
 
 def plan(recipe: Recipe, host: PluginHost | None = None) -> Plan:
@@ -57,7 +66,13 @@ def plan(recipe: Recipe, host: PluginHost | None = None) -> Plan:
                 f"transform.steps.{step.index} ({step.type}) could not be set up: {exc}", step=step.index
             ) from exc
     checks = build_checks(recipe, registry)
-    return Plan(recipe, source, destination, steps, checks, host)
+    contract = None
+    if recipe.schema_ is not None:
+        from dataloader.schema.contract import ContractStep
+
+        contract = ContractStep(recipe.schema_)
+        steps.append((len(steps), "schema", contract))
+    return Plan(recipe, source, destination, steps, checks, host, contract)
 
 
 def output_schema(the_plan: Plan, schema: pa.Schema) -> pa.Schema:
@@ -85,11 +100,19 @@ def check_connections(the_plan: Plan) -> list[str]:
         return problems
     get_schema = getattr(the_plan.source, "get_schema", None)
     fits = getattr(the_plan.destination, "check_schema", None)
-    if callable(get_schema) and callable(fits):
+    if callable(get_schema) and (callable(fits) or the_plan.recipe.schema_ is not None):
         try:
             schema = get_schema()
             if schema is not None:
-                problems.extend(f"destination: {p}" for p in fits(output_schema(the_plan, schema)) or [])
+                incoming = output_schema(the_plan, schema)
+                if the_plan.recipe.schema_ is not None:
+                    from dataloader.schema.drift import gate
+
+                    the_plan.schema_outcome = gate(the_plan.recipe, the_plan.destination, incoming, the_plan.contract)
+                    for line in the_plan.schema_outcome.report():
+                        log.warning("schema: %s", line)
+                if callable(fits):
+                    problems.extend(f"destination: {p}" for p in fits(incoming) or [])
         except DataLoaderError as exc:
             problems.append(str(exc))
     return problems

@@ -48,6 +48,7 @@ from dataloader.errors import ConnectorError, DataLoaderError, EngineError, Leas
 from dataloader.hookspecs import hookimpl
 from dataloader.plugins import PluginHost, use_host
 from dataloader.run.ledger import CommitRecord, LeaseHolder
+from dataloader.schema.types import SCALARS as SCALAR_TYPES
 from dataloader.state import LocalStateBackend, State
 from dataloader.testing.suite import SealedSuite
 
@@ -103,6 +104,8 @@ class MemoryConfig(ConnectorConfig):
     #: Raise after this many batches (to test that a failed run changes nothing).
     fail_after_batches: int | None = None
     batch_rows: int = 3
+    #: Tell the table's schema before reading (``get_schema``), as a database source does.
+    tells_schema: bool = False
 
 
 class MemoryConnector(BaseConnector):
@@ -127,6 +130,10 @@ class MemoryConnector(BaseConnector):
             with pa.memory_map(self.config.ipc_path) as source:
                 return pa.ipc.open_file(source).read_all()
         return MEMORY_TABLES.get(self.config.table)
+
+    def get_schema(self) -> pa.Schema | None:
+        table = self._table() if self.config.tells_schema else None
+        return table.schema if table is not None else None
 
     def fingerprint(self, state: State) -> dict[str, Any]:
         """What a resumed run compares: the rows the table holds now (a digest of their content)."""
@@ -318,14 +325,17 @@ class ConnectorContractSuite(SealedSuite):
     # helpers -----------------------------------------------------------------------------------
     _counter = itertools.count()
 
-    def run(self, tmp_path: Path, source: dict[str, Any], destination: dict[str, Any], name: str = "contract", **runtime: Any) -> Any:
+    def run(
+        self, tmp_path: Path, source: dict[str, Any], destination: dict[str, Any], name: str = "contract",
+        schema: dict[str, Any] | None = None, **runtime: Any,
+    ) -> Any:
         from dataloader.engine import run_recipe
         from dataloader.recipe import Recipe
 
-        recipe = Recipe.from_dict(
-            {"name": name, "source": source, "destination": destination, "runtime": {"batch_size": 2, **self.runtime, **runtime}}
-        )
-        return run_recipe(recipe, LocalStateBackend(tmp_path / "state"), history=False)
+        data = {"name": name, "source": source, "destination": destination, "runtime": {"batch_size": 2, **self.runtime, **runtime}}
+        if schema is not None:
+            data["schema"] = schema
+        return run_recipe(Recipe.from_dict(data), LocalStateBackend(tmp_path / "state"), history=False)
 
     def load(self, tmp_path: Path, target: ContractTarget, table: pa.Table, mode: str = "append", **extra: Any) -> Any:
         key = f"src{next(self._counter)}"
@@ -342,6 +352,76 @@ class ConnectorContractSuite(SealedSuite):
     def _need(condition: bool, why: str) -> None:
         if not condition:
             pytest.skip(why)
+
+    # schema: the connector's mapping table and the lattice -------------------------------------
+    def _schema_load(self, tmp_path: Path, target: ContractTarget, table: pa.Table, evolution: str) -> Any:
+        key = f"src{next(self._counter)}"
+        MEMORY_TABLES[key] = table
+        source = {"type": "contract_memory", "table": key, "tells_schema": True}
+        return self.run(tmp_path, source, target.destination_section(), schema={"evolution": {"mode": evolution}})
+
+    def _current_schema(self, target: ContractTarget) -> pa.Schema | None:
+        from dataloader.recipe import Recipe
+        from dataloader.run.plan import close_connector, context_for, open_connector, plan
+
+        recipe = Recipe.from_dict({"name": "contract", "source": {"type": "contract_memory", "table": "none"},
+                                   "destination": target.destination_section()})
+        destination = plan(recipe).destination
+        destination.context = context_for(recipe, "contract", "destination")
+        open_connector(destination, "destination")
+        try:
+            return destination.current_schema()
+        finally:
+            close_connector(destination)
+
+    def _mapping(self, capabilities: Capabilities, target: ContractTarget) -> dict[str, str]:
+        from dataloader.recipe import Recipe
+        from dataloader.run.plan import plan
+
+        self._need(capabilities.write, "not a destination")
+        recipe = Recipe.from_dict({"name": "contract", "source": {"type": "contract_memory", "table": "none"},
+                                   "destination": target.destination_section()})
+        destination = plan(recipe).destination
+        mapping = getattr(destination, "schema_types", None)
+        self._need(bool(mapping) and callable(getattr(destination, "current_schema", None)), "publishes no schema mapping")
+        return mapping
+
+    @pytest.mark.parametrize("portable", [*SCALAR_TYPES, "decimal"])
+    def test_schema_mapping_round_trips(
+        self, portable: str, target: ContractTarget, capabilities: Capabilities, tmp_path: Path
+    ) -> None:
+        """Every portable type in the connector's mapping table loads, reads back, and is told back."""
+        from dataloader.schema import types as ptypes
+
+        mapping = self._mapping(capabilities, target)
+        self._need(portable in mapping, f"the mapping has no {portable}")
+        table = sample_table([portable])
+        assert self._schema_load(tmp_path, target, table, "manual").rows_written == 3
+        got = _normalise(self.read(target), table)
+        assert got.column(f"c_{portable}").to_pylist() == table.column(f"c_{portable}").to_pylist()
+        told = self._current_schema(target)
+        assert told is not None, "current_schema() is None after a committed load"
+        loaded = ptypes.from_arrow(table.schema.field(f"c_{portable}").type)
+        assert ptypes.holds(ptypes.from_arrow(told.field(f"c_{portable}").type), loaded)
+
+    def test_schema_lattice_widens_in_auto_and_refuses_in_manual(
+        self, target: ContractTarget, capabilities: Capabilities, tmp_path: Path
+    ) -> None:
+        from dataloader.schema import types as ptypes
+
+        self._mapping(capabilities, target)
+        narrow = pa.table({"id": pa.array([1, 2], pa.int32())})
+        assert self._schema_load(tmp_path, target, narrow, "auto").rows_written == 2
+        wide = pa.table({"id": pa.array([2**40], pa.int64()), "note": ["new"]})
+        with pytest.raises(EngineError, match="int32 -> int64: refuse"):
+            self._schema_load(tmp_path, target, wide, "manual")
+        assert self.read(target).num_rows == 2
+        assert self._schema_load(tmp_path, target, wide, "auto").rows_written == 1
+        assert sorted(self.read(target).column("id").to_pylist()) == [1, 2, 2**40]
+        assert ptypes.from_arrow(self._current_schema(target).field("id").type) == "int64"
+        with pytest.raises(EngineError, match="int64 -> string: refuse"):
+            self._schema_load(tmp_path, target, pa.table({"id": ["three"], "note": ["x"]}), "auto")
+        assert self.read(target).num_rows == 3
 
     # writing -----------------------------------------------------------------------------------
     @pytest.mark.parametrize("family", TYPE_FAMILIES)

@@ -1,0 +1,76 @@
+"""The recipe's schema: section through the CLI against a real PostgreSQL table (docs/schema.md)."""
+
+from __future__ import annotations
+
+import yaml
+from click.testing import CliRunner
+from dataloader.cli import cli
+
+
+def _recipe(tmp_path, section, source, target, evolution):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "pg_schema",
+        "source": section(table=f"public.{source}"),
+        "destination": section(table=f"public.{target}"),
+        "schema": {"evolution": evolution},
+    }))
+    return str(path)
+
+
+def _cli(tmp_path, *args):
+    result = CliRunner().invoke(cli, [*args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def _columns(pg, table):
+    with pg.cursor() as cur:
+        cur.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s "
+                    "ORDER BY ordinal_position", (table,))
+        return cur.fetchall()
+
+
+def test_manual_refuses_then_auto_widens_int_to_bigint_and_adds_a_column(pg, section, table_name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source, target = f"{table_name}_src", f"{table_name}_dst"
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {source} (id integer, name text)")
+        cur.execute(f"INSERT INTO {source} VALUES (1, 'a'), (2, 'b')")
+    recipe = _recipe(tmp_path, section, source, target, {"mode": "manual"})
+    assert _cli(tmp_path, "run", recipe)[0] == 0
+    with pg.cursor() as cur:
+        cur.execute(f"DROP TABLE {source}")
+        cur.execute(f"CREATE TABLE {source} (id bigint, name text, email text)")
+        cur.execute(f"INSERT INTO {source} VALUES (9000000000, 'c', 'c@x')")
+    code, out = _cli(tmp_path, "check", recipe)
+    assert code == 1
+    assert f'ALTER TABLE public.{target} ADD COLUMN "email" text;' in out
+    assert f'ALTER TABLE public.{target} ALTER COLUMN "id" SET DATA TYPE bigint;' in out
+    assert _cli(tmp_path, "run", recipe)[0] == 1
+    assert _columns(pg, target) == [("id", "integer"), ("name", "text")]
+
+    code, out = _cli(tmp_path, "run", _recipe(tmp_path, section, source, target, {"mode": "auto"}))
+    assert code == 0, out
+    assert _columns(pg, target) == [("id", "bigint"), ("name", "text"), ("email", "text")]
+    with pg.cursor() as cur:
+        cur.execute(f"SELECT id, email FROM {target} ORDER BY id")
+        assert cur.fetchall() == [(1, None), (2, None), (9000000000, "c@x")]
+    code, out = _cli(tmp_path, "schema", "history", recipe)
+    assert [line.split()[0] for line in out.splitlines()] == ["v1", "v2"]
+    assert out.splitlines()[1].endswith("added email, type_changed id")
+
+
+def test_int_to_text_is_refused_and_the_table_keeps_its_schema(pg, section, table_name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source, target = f"{table_name}_src", f"{table_name}_dst"
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE TABLE {source} (id integer)")
+        cur.execute(f"INSERT INTO {source} VALUES (1)")
+    recipe = _recipe(tmp_path, section, source, target, {"mode": "auto"})
+    assert _cli(tmp_path, "run", recipe)[0] == 0
+    with pg.cursor() as cur:
+        cur.execute(f"ALTER TABLE {source} ALTER COLUMN id TYPE text")
+        cur.execute(f"INSERT INTO {source} VALUES ('two')")
+    code, out = _cli(tmp_path, "run", recipe)
+    assert code == 1 and "column 'id' type int32 -> string: refuse" in out
+    assert _columns(pg, target) == [("id", "integer")]

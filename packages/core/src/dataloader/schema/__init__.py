@@ -1,0 +1,1 @@
+"""Schema management: portable types and their lattice, the recipe's contract, drift, history."""
