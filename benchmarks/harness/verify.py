@@ -15,7 +15,8 @@ from pathlib import Path
 from harness.datagen import Expected
 from harness.postgres import PgTarget
 
-FACTS_SQL = "SELECT count(*), count(DISTINCT id), sum(id), count(*) - count(note) FROM {table}"
+FACTS_SQL = ("SELECT count(*), count(DISTINCT id), sum(id), count(*) - count(note), (sum(amount) * 100)::bigint, "
+             "sum((extract(epoch FROM updated_at) * 1000)::bigint) FROM {table}")
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
@@ -23,8 +24,9 @@ class VerificationError(Exception):
     """The target does not hold exactly the data set."""
 
 
-def compare(expected: Expected, facts: dict[str, int]) -> None:
-    wrong = [f"{key} {facts.get(key)} != {value}" for key, value in expected.to_dict().items()
+def compare(expected: Expected | dict[str, int], facts: dict[str, int]) -> None:
+    wanted = expected if isinstance(expected, dict) else expected.to_dict()
+    wrong = [f"{key} {facts.get(key)} != {value}" for key, value in wanted.items()
              if facts.get(key) != value]
     if wrong:
         raise VerificationError("; ".join(wrong))
@@ -103,10 +105,11 @@ class PostgresTableTarget:
                 if cur.fetchone()[0] is None:
                     raise VerificationError(f"table {self.qualified} does not exist")
                 cur.execute(FACTS_SQL.format(table=self.qualified))
-                rows, distinct, total, nulls = cur.fetchone()
+                rows, distinct, total, nulls, cents, updated_ms = cur.fetchone()
         finally:
             conn.close()
-        return {"rows": rows, "distinct_ids": distinct, "sum_id": int(total or 0), "null_notes": nulls}
+        return {"rows": rows, "distinct_ids": distinct, "sum_id": int(total or 0), "null_notes": nulls,
+                "sum_amount_cents": int(cents or 0), "sum_updated_ms": int(updated_ms or 0)}
 
 
 @dataclass
