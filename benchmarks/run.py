@@ -164,6 +164,7 @@ def prepare_incremental(workload: str, ctx: Context, args, active: list) -> tupl
         elif workload == "W5":
             job.snapshot.take()
     mark = incremental.current_mark(ctx.pg)  # what every tool's state holds now
+    ctx.moved[workload] = incremental.changes_for(ctx.rows) * 2 if workload == "W5" else 0
     if workload == "W5":
         changed = incremental.apply_changes(ctx.pg, ctx.rows)
         log(f"W5: {changed:,} rows of {incremental.SOURCE} changed ({changed // 2:,} updated, {changed // 2:,} new)")
@@ -324,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         facts = report.machine_facts(postgres.server_version(bench), versions)
         facts["load average (1/5/15 min) at start → end"] = (
             f"{'/'.join(f'{x:.1f}' for x in load_before)} → {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
-        summary = report.summarise(results, args.rows)
+        summary = report.summarise(results, args.rows, ctx.moved)
         write_outputs(args, summary, facts, command, started)
         failed_ours = any(r["status"] != "ok" for r in summary if r["tool"] in OUR_TOOLS)
     finally:

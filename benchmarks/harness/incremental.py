@@ -110,6 +110,9 @@ class Snapshot:
 
     target: DuckDBTarget | PostgresTableTarget
     state_paths: list[Path]
+    #: A Postgres destination that commits its state with the rows (dataloader's ``_dataloader_state``
+    #: row for this recipe): restored with the table, else the tool would trust it over the state file.
+    commit_record: tuple[PgTarget, str, str] | None = None  # (database, qualified table, recipe name)
 
     def _saved(self, path: Path) -> Path:
         return path.with_name(path.name + ".snapshot")
@@ -129,6 +132,15 @@ class Snapshot:
             with _pg(self.target.pg) as cur:
                 cur.execute(f'DROP TABLE IF EXISTS "{self.target.schema}"."snapshot_events"')
                 cur.execute(f'CREATE TABLE "{self.target.schema}"."snapshot_events" AS TABLE {self.target.qualified}')
+        if self.commit_record:
+            pg, table, recipe = self.commit_record
+            with _pg(pg) as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {self._record_copy}")
+                cur.execute("SELECT to_regclass(%s)", (table,))
+                if cur.fetchone()[0] is None:
+                    raise VerificationError(f"{table} does not exist after the initial load")
+                cur.execute(f"CREATE TABLE {self._record_copy} AS SELECT * FROM {table} WHERE recipe_name = %s",
+                            (recipe,))
 
     def restore(self) -> None:
         for path in self.state_paths:
@@ -148,6 +160,17 @@ class Snapshot:
                 cur.execute(f"TRUNCATE {self.target.qualified}")
                 cur.execute(f'INSERT INTO {self.target.qualified} SELECT * FROM "{self.target.schema}"."snapshot_events"')
                 cur.execute(f"ANALYZE {self.target.qualified}")
+        if self.commit_record:
+            pg, table, recipe = self.commit_record
+            with _pg(pg) as cur:
+                cur.execute("BEGIN")
+                cur.execute(f"DELETE FROM {table} WHERE recipe_name = %s", (recipe,))
+                cur.execute(f"INSERT INTO {table} SELECT * FROM {self._record_copy}")
+                cur.execute("COMMIT")
+
+    @property
+    def _record_copy(self) -> str:
+        return f'"{self.target.schema}"."snapshot_commit_record"'
 
 
 def _duck_files(path: Path, saved: bool = False) -> list[Path]:

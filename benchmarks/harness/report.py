@@ -69,7 +69,7 @@ class ToolResult:
         return {
             "workload": self.workload, "tool": self.tool, "label": self.label, "status": self.status,
             "reason": self.unavailable or self.failure, "median_s": median,
-            "rows_per_s": rows / median if median else None, "peak_rss_mib": self.peak_rss_mib,
+            "rows_per_s": rows / median if median and rows else None, "peak_rss_mib": self.peak_rss_mib,
             "ratio_to_floor": median / floor_s if median and floor_s else None,
             "runs": [r.__dict__ for r in self.runs],
         }
@@ -80,9 +80,11 @@ def variant(label: str) -> str:
     return label.split(" → ", 1)[1] if " → " in label else ""
 
 
-def summarise(results: list[ToolResult], rows: int) -> list[dict]:
+def summarise(results: list[ToolResult], rows: int, moved: dict[str, int] | None = None) -> list[dict]:
+    """``moved``: rows a run actually moves, where that is not the data set (W5: the change set; W6: none)."""
+    moved = moved or {}
     floors = {(r.workload, variant(r.label)): r.median_s for r in results if r.tool == "floor"}
-    return [r.to_dict(rows, floors.get((r.workload, variant(r.label)))) for r in results]
+    return [r.to_dict(moved.get(r.workload, rows), floors.get((r.workload, variant(r.label)))) for r in results]
 
 
 def _fmt(value, spec: str, empty: str = "—") -> str:

@@ -53,6 +53,8 @@ class Context:
     dataloader_bin: str | None
     batch_size: int | None = None
     log_dir: Path = Path("logs")
+    #: Rows a run moves where that is not ``rows`` (W5: the change set; W6: none), for rows/s.
+    moved: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,7 +151,9 @@ def _dataloader_incremental(workload: str, ctx: Context, kind: str) -> Job:
     state = base / "state"
     cmd = [ctx.dataloader_bin or "dataloader", "run", str(recipe_path), "--state-dir", str(state)]
     env = {"BENCH_PG_DSN": ctx.pg.url(), "DATALOADER_HISTORY": str(base / "runs.db")}
-    return Job(label, cmd, target, env=env, cwd=base, snapshot=Snapshot(target, [state]),
+    # The Postgres destination commits the recipe's state with the rows, in public._dataloader_state.
+    record = (ctx.pg, "public._dataloader_state", recipe["name"]) if kind == "postgres" else None
+    return Job(label, cmd, target, env=env, cwd=base, snapshot=Snapshot(target, [state], record),
                rows_read=rows_read_from_log(r": \w+, ([\d,]+) rows read"))
 
 
