@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import datagen, postgres  # noqa: E402
+from harness import datagen, incremental, postgres  # noqa: E402
 from harness.peers import Peers  # noqa: E402
 from harness.tools import WORKLOADS, Context, dataloader_jobs, find_dataloader  # noqa: E402
 from run import start_postgres  # noqa: E402
@@ -88,21 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(rows=args.rows, csv_path=csv_path, pg=bench, work_dir=work_dir, peers=Peers(HERE / ".venv-peers"),
                       dataloader_bin=dataloader_bin, batch_size=args.batch_size)
         for workload in [w.strip().upper() for w in args.workloads.split(",") if w.strip()]:
-            job = dataloader_jobs(workload, ctx)[0]
-            if args.profiler == "pyinstrument":
-                out = OUT / f"{workload}-pyinstrument.txt"
-                cmd = [sys.executable, "-m", "pyinstrument", "--show-all", "-r", "text", "-o", str(out), *job.cmd]
-            else:
-                out = OUT / f"{workload}-py-spy.raw"
-                py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-                cmd = [py_spy, "record", "--threads", "-r", "250", "-f", "raw", "-o", str(out), "--", *job.cmd]
-            print(f"{workload}: {' '.join(cmd[:6])} ...", flush=True)
-            subprocess.run(cmd, env=job.full_env(), cwd=job.cwd, check=True, stdout=subprocess.DEVNULL)
-            if args.profiler == "py-spy":
-                summary = out.with_suffix(".txt")
-                summary.write_text(fold_py_spy(out))
-                out = summary
-            print(f"{workload}: profile in {out}")
+            jobs = dataloader_jobs(workload, ctx)
+            if workload in incremental.INCREMENTAL_WORKLOADS:
+                prepare_incremental(workload, ctx, jobs)
+            for job in jobs:
+                profile_one(workload, job, args)
     finally:
         if not args.keep:
             postgres.drop_database(admin)
@@ -111,6 +101,36 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+def prepare_incremental(workload: str, ctx: Context, jobs) -> None:
+    """As ``run.py`` does, untimed: the source, each recipe's initial full load, then (W5) the change set."""
+    incremental.create_source(ctx.pg)
+    if workload == "W6":
+        incremental.apply_changes(ctx.pg, ctx.rows)
+    for job in jobs:
+        job.target.reset()
+        subprocess.run(job.cmd, env=job.full_env(), cwd=job.cwd, check=True, stdout=subprocess.DEVNULL)
+    if workload == "W5":
+        incremental.apply_changes(ctx.pg, ctx.rows)
+
+
+def profile_one(workload: str, job, args) -> None:
+    name = workload + ("-" + job.label.split(" → ", 1)[1] if " → " in job.label else "")
+    if args.profiler == "pyinstrument":
+        out = OUT / f"{name}-pyinstrument.txt"
+        cmd = [sys.executable, "-m", "pyinstrument", "--show-all", "-r", "text", "-o", str(out), *job.cmd]
+    else:
+        out = OUT / f"{name}-py-spy.raw"
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        cmd = [py_spy, "record", "--threads", "-r", "250", "-f", "raw", "-o", str(out), "--", *job.cmd]
+    print(f"{name}: {' '.join(cmd[:6])} ...", flush=True)
+    subprocess.run(cmd, env=job.full_env(), cwd=job.cwd, check=True, stdout=subprocess.DEVNULL)
+    if args.profiler == "py-spy":
+        summary = out.with_suffix(".txt")
+        summary.write_text(fold_py_spy(out))
+        out = summary
+    print(f"{name}: profile in {out}")
 
 
 if __name__ == "__main__":

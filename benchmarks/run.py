@@ -1,7 +1,7 @@
 """Benchmark dataloader against dlt, Sling and the native floor on four workloads.
 
     python benchmarks/run.py [--rows N] [--smoke] [--tools dataloader,dlt,sling,floor]
-                             [--workloads W1,W2,W3,W4] [--runs 3] [--dsn DSN] [--keep]
+                             [--workloads W1,...,W6] [--runs 3] [--dsn DSN] [--keep]
 
 See benchmarks/README.md. Every run is verified (row count, distinct ids, sum of ids, NULL count of
 ``note``); a tool whose output is wrong is reported FAILED, not timed. Exit code 1 when a run of
@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import datagen, postgres, report  # noqa: E402
+from harness import datagen, incremental, postgres, report  # noqa: E402
 from harness.measure import run_measured  # noqa: E402
 from harness.peers import ensure_peers  # noqa: E402
 from harness.report import RunRecord, ToolResult  # noqa: E402
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true",
                         help="50k rows, 1 measured run, no warm-up; results only under benchmarks/results/")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ",".join(TOOLS))
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of W1..W4")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of W1..W6")
     parser.add_argument("--runs", type=int, default=None, help="measured runs per tool (default 3; smoke 1)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up runs per tool (default 1; smoke 0)")
     parser.add_argument("--dsn", default=None, help="admin connection (default $DATALOADER_TEST_POSTGRES_DSN "
@@ -115,27 +115,61 @@ def settle(ctx: Context) -> None:
         conn.close()
 
 
-def run_one(job: Job, expected: datagen.Expected, log_path: Path, timeout: float, warmup: bool) -> RunRecord:
+def run_one(job: Job, expected, log_path: Path, timeout: float, warmup: bool,
+            read_expected: incremental.ReadCheck | None = None) -> RunRecord:
     load = os.getloadavg()[0]
-    record = _run_one(job, expected, log_path, timeout, warmup)
+    record = _run_one(job, expected, log_path, timeout, warmup, read_expected)
     record.load = load
     return record
 
 
-def _run_one(job: Job, expected: datagen.Expected, log_path: Path, timeout: float, warmup: bool) -> RunRecord:
+def _run_one(job: Job, expected, log_path: Path, timeout: float, warmup: bool,
+             read_expected: incremental.ReadCheck | None = None) -> RunRecord:
     m = run_measured(job.cmd, log=log_path, env=job.full_env(), cwd=job.cwd, timeout_s=timeout)
     if m.timed_out:
         return RunRecord(m.wall_s, m.peak_rss, False, f"timed out after {timeout:.0f}s (log {log_path})", warmup)
     if m.returncode != 0:
         tail = m.tail(6).replace("\n", " / ")
         return RunRecord(m.wall_s, m.peak_rss, False, f"exit {m.returncode}: {tail[-600:]} (log {log_path})", warmup)
+    rows_read = None
     try:
         compare(expected, job.target.facts())
+        if job.rows_read is not None and read_expected is not None:
+            rows_read = read_expected.check(log_path.read_text(errors="replace"), job.rows_read)
     except VerificationError as exc:
         return RunRecord(m.wall_s, m.peak_rss, False, f"verification failed: {exc}", warmup)
     except Exception as exc:  # a target the checker cannot read is a failed run, not a harness crash
         return RunRecord(m.wall_s, m.peak_rss, False, f"verification failed: {type(exc).__name__}: {exc}", warmup)
-    return RunRecord(m.wall_s, m.peak_rss, True, "", warmup)
+    return RunRecord(m.wall_s, m.peak_rss, True, "", warmup, rows_read=rows_read)
+
+
+def prepare_incremental(workload: str, ctx: Context, args, active: list) -> tuple[dict, incremental.ReadCheck]:
+    """W5/W6, untimed: the source, every tool's initial full load (verified) and, for W5, its snapshot.
+
+    Returns the facts every measured run's target must have and how many rows each run must read.
+    """
+    incremental.create_source(ctx.pg)
+    changed = 0
+    if workload == "W6":  # the no-op: everything is loaded before the measured runs, which find nothing
+        changed = incremental.apply_changes(ctx.pg, ctx.rows)
+    initial = incremental.source_facts(ctx.pg)
+    for job, result in active:
+        log_path = ctx.log_dir / f"{workload}-{_slug(job.label)}-initial.log"
+        settle(ctx)
+        record = run_one(job, initial, log_path, args.timeout, True)
+        log(f"{workload} {job.label:<18} initial load {record.wall_s:7.2f}s" if record.ok
+            else f"{workload} {job.label:<18} initial load failed: {record.error}")
+        if not record.ok:
+            result.runs.append(record)
+        elif workload == "W5":
+            job.snapshot.take()
+    mark = incremental.current_mark(ctx.pg)  # what every tool's state holds now
+    ctx.moved[workload] = incremental.changes_for(ctx.rows) * 2 if workload == "W5" else 0
+    if workload == "W5":
+        changed = incremental.apply_changes(ctx.pg, ctx.rows)
+        log(f"W5: {changed:,} rows of {incremental.SOURCE} changed ({changed // 2:,} updated, {changed // 2:,} new)")
+        return incremental.source_facts(ctx.pg), incremental.ReadCheck(changed, incremental.boundary_rows(ctx.pg, mark))
+    return initial, incremental.ReadCheck(0, incremental.boundary_rows(ctx.pg, mark))
 
 
 def run_workload(workload: str, ctx: Context, args, expected: datagen.Expected) -> list[ToolResult]:
@@ -143,6 +177,8 @@ def run_workload(workload: str, ctx: Context, args, expected: datagen.Expected) 
     active: list[tuple[Job, ToolResult]] = []
     for tool in args.tools:
         reason = unavailable_reason(tool, ctx)
+        if not reason and workload in incremental.INCREMENTAL_WORKLOADS and tool in ("dlt", "sling"):
+            reason = "W5/W6 are not wired for this peer in the harness yet"
         if reason:
             results.append(ToolResult(workload, tool, tool, unavailable=reason))
             continue
@@ -153,6 +189,9 @@ def run_workload(workload: str, ctx: Context, args, expected: datagen.Expected) 
             if job.setup:
                 job.setup()
             active.append((job, result))
+    read_expected = None
+    if workload in incremental.INCREMENTAL_WORKLOADS:
+        expected, read_expected = prepare_incremental(workload, ctx, args, active)
     rounds = args.warmup + args.runs
     for index in range(rounds):
         warmup = index < args.warmup
@@ -161,8 +200,10 @@ def run_workload(workload: str, ctx: Context, args, expected: datagen.Expected) 
             if result.runs and not result.runs[-1].ok:
                 continue  # a tool that failed once is reported FAILED; no point timing it again
             log_path = ctx.log_dir / f"{workload}-{_slug(job.label)}-{index}.log"
+            if workload == "W5" and job.snapshot is not None:
+                job.snapshot.restore()  # untimed: the target and state as they were after the initial load
             settle(ctx)
-            record = run_one(job, expected, log_path, args.timeout, warmup)
+            record = run_one(job, expected, log_path, args.timeout, warmup, read_expected)
             result.runs.append(record)
             kind = "warm-up" if warmup else f"run {index - args.warmup + 1}/{args.runs}"
             verdict = f"{record.wall_s:7.2f}s {record.peak_rss / report.MIB:7.0f} MiB" if record.ok else record.error
@@ -239,7 +280,7 @@ Command:
 
 {chr(10).join(report.table_lines(summary, WORKLOADS))}
 
-## dataloader against the targets of issue 7
+## dataloader against the targets of issue 20
 
 {chr(10).join(report.target_lines(summary))}
 
@@ -284,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         facts = report.machine_facts(postgres.server_version(bench), versions)
         facts["load average (1/5/15 min) at start → end"] = (
             f"{'/'.join(f'{x:.1f}' for x in load_before)} → {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
-        summary = report.summarise(results, args.rows)
+        summary = report.summarise(results, args.rows, ctx.moved)
         write_outputs(args, summary, facts, command, started)
         failed_ours = any(r["status"] != "ok" for r in summary if r["tool"] in OUR_TOOLS)
     finally:

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from harness.datagen import EVENTS_DDL
+from harness.incremental import INCREMENTAL_WORKLOADS, SOURCE, Snapshot, rows_read_from_log
 from harness.peers import Peers
 from harness.postgres import PgTarget
 from harness.verify import DuckDBTarget, ParquetTarget, PostgresTableTarget
@@ -34,7 +35,11 @@ WORKLOADS = {
     "W2": "CSV → Postgres (replace)",
     "W3": "CSV → DuckDB (replace)",
     "W4": "Postgres → DuckDB (replace)",
+    "W5": "Postgres → DuckDB / Postgres (incremental merge)",
+    "W6": "W5's recipe, nothing changed (no-op)",
 }
+#: W5/W6 fill two targets per tool; the label names which (`dataloader → duckdb`).
+INCREMENTAL_TARGETS = ("duckdb", "postgres")
 TOOLS = ("dataloader", "dlt", "sling", "floor")
 
 
@@ -48,6 +53,8 @@ class Context:
     dataloader_bin: str | None
     batch_size: int | None = None
     log_dir: Path = Path("logs")
+    #: Rows a run moves where that is not ``rows`` (W5: the change set; W6: none), for rows/s.
+    moved: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,6 +68,10 @@ class Job:
     setup: Callable[[], None] | None = None
     #: Each tool runs in a folder of its own (dlt and Sling look for config files in theirs).
     cwd: Path | None = None
+    #: W5/W6: the target and state after the initial load, restored (untimed) before each W5 run.
+    snapshot: Snapshot | None = None
+    #: W5/W6: reads from the run's output how many rows the tool read from the source.
+    rows_read: Callable[[str], int | None] | None = None
 
     def full_env(self) -> dict[str, str]:
         return {**os.environ, **self.env}
@@ -91,6 +102,8 @@ def find_dataloader(explicit: str | None) -> str | None:
 
 
 def dataloader_jobs(workload: str, ctx: Context) -> list[Job]:
+    if workload in INCREMENTAL_WORKLOADS:
+        return [_dataloader_incremental(workload, ctx, kind) for kind in INCREMENTAL_TARGETS]
     label = "dataloader"
     base = ctx.work_dir / workload / slug(label)
     base.mkdir(parents=True, exist_ok=True)
@@ -115,6 +128,33 @@ def dataloader_jobs(workload: str, ctx: Context) -> list[Job]:
     recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     cmd = [ctx.dataloader_bin or "dataloader", "run", str(recipe_path), "--state-dir", str(base / "state")]
     return [Job(label, cmd, target, env={"BENCH_PG_DSN": ctx.pg.url()}, cwd=base)]
+
+
+def _dataloader_incremental(workload: str, ctx: Context, kind: str) -> Job:
+    label = f"dataloader → {kind}"
+    base = ctx.work_dir / workload / slug(label)
+    base.mkdir(parents=True, exist_ok=True)
+    pg_section = {"type": "postgres", "dsn": "{{ env_var('BENCH_PG_DSN') }}"}
+    source = {**pg_section, "table": SOURCE, "incremental": {"strategy": "cursor", "cursor_column": "updated_at", "primary_key": ["id"]}}
+    merge = {"write_mode": "merge", "merge_keys": ["id"]}
+    if kind == "duckdb":
+        target = DuckDBTarget(base / "target.duckdb")
+        destination = {"type": "duckdb", "database": str(target.path), "table": "events", **merge}
+    else:
+        target = PostgresTableTarget(ctx.pg, f"{workload.lower()}_{slug(label)}")
+        destination = {**pg_section, "table": f"{target.schema}.events", **merge}
+    recipe = {"name": f"bench_{workload.lower()}_{kind}", "source": source, "destination": destination}
+    if ctx.batch_size:
+        recipe["runtime"] = {"batch_size": ctx.batch_size}
+    recipe_path = base / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    state = base / "state"
+    cmd = [ctx.dataloader_bin or "dataloader", "run", str(recipe_path), "--state-dir", str(state)]
+    env = {"BENCH_PG_DSN": ctx.pg.url(), "DATALOADER_HISTORY": str(base / "runs.db")}
+    # The Postgres destination commits the recipe's state with the rows, in public._dataloader_state.
+    record = (ctx.pg, "public._dataloader_state", recipe["name"]) if kind == "postgres" else None
+    return Job(label, cmd, target, env=env, cwd=base, snapshot=Snapshot(target, [state], record),
+               rows_read=rows_read_from_log(r": \w+, ([\d,]+) rows read"))
 
 
 # -- dlt ----------------------------------------------------------------------------------
@@ -179,6 +219,8 @@ def sling_jobs(workload: str, ctx: Context) -> list[Job]:
 
 # -- the native floor ---------------------------------------------------------------------
 def floor_jobs(workload: str, ctx: Context) -> list[Job]:
+    if workload in INCREMENTAL_WORKLOADS:
+        return [_floor_incremental(workload, ctx, kind) for kind in INCREMENTAL_TARGETS]
     label = "floor"
     base = ctx.work_dir / workload / label
     base.mkdir(parents=True, exist_ok=True)
@@ -207,6 +249,27 @@ def floor_jobs(workload: str, ctx: Context) -> list[Job]:
         spec["duckdb_path"] = str(target.path)
     cmd = [sys.executable, str(SCRIPTS / "floor.py"), workload, json.dumps(spec)]
     return [Job("floor", cmd, target, env=env, setup=setup, cwd=base)]
+
+
+def _floor_incremental(workload: str, ctx: Context, kind: str) -> Job:
+    """The hand-written incremental merge: the changed rows by ``\\copy (SELECT … WHERE updated_at > mark)``."""
+    label = f"floor → {kind}"
+    base = ctx.work_dir / workload / slug(label)
+    base.mkdir(parents=True, exist_ok=True)
+    without_password = PgTarget({k: v for k, v in ctx.pg.params.items() if k != "password"})
+    state = base / "mark.json"
+    spec = {"pg_conninfo": without_password.conninfo(), "source": SOURCE, "state_path": str(state), "kind": kind}
+    if kind == "duckdb":
+        target = DuckDBTarget(base / "target.duckdb")
+        spec["duckdb_path"] = str(target.path)
+    else:
+        target = PostgresTableTarget(ctx.pg, f"{workload.lower()}_{slug(label)}")
+        spec["pg_table"] = target.qualified
+        spec["pg_schema"] = target.schema
+    env = {"PGPASSWORD": ctx.pg.password} if ctx.pg.password else {}
+    cmd = [sys.executable, str(SCRIPTS / "floor.py"), "merge", json.dumps(spec)]
+    return Job(label, cmd, target, env=env, cwd=base, snapshot=Snapshot(target, [state]),
+               rows_read=rows_read_from_log(r"floor: (\d+) rows read"))
 
 
 def unavailable_reason(tool: str, ctx: Context) -> str | None:
