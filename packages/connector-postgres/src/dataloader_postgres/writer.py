@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+from dataloader._lazy import compute as pc
 from dataloader.errors import ConnectorError
 from dataloader.run.ledger import CommitRecord, CommitRecordTable
 
