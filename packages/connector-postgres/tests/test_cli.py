@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from dataloader.cli import cli
-from pgserver import start_cluster
+from dataloader_postgres.testing import start_cluster
 
 REPO = Path(__file__).resolve().parents[3]
 RECIPES = REPO / "examples" / "recipes"

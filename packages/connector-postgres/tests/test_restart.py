@@ -8,7 +8,7 @@ import threading
 import pytest
 from dataloader_postgres.config import PostgresConfig
 from dataloader_postgres.connection import connect
-from pgserver import _run, start_cluster
+from dataloader_postgres.testing import _run, start_cluster
 
 
 @pytest.fixture

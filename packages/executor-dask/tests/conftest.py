@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dataloader_postgres.testing import pg, pg_params, pg_server, section  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")
@@ -28,58 +29,10 @@ def cluster() -> Iterator[Any]:
         cluster.close()
 
 
-@pytest.fixture(scope="session")
-def pg_params() -> Iterator[dict[str, Any]]:
-    import psycopg2
-    from psycopg2.extensions import parse_dsn
-
-    dsn = os.environ.get("DATALOADER_TEST_POSTGRES_DSN")
-    server = dict(parse_dsn(dsn)) if dsn else {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-    try:
-        admin = psycopg2.connect(**server, connect_timeout=5)
-    except psycopg2.Error as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"no PostgreSQL server for the tests under CI: {exc}")
-        pytest.skip(f"no PostgreSQL server available: {exc}")
-    admin.autocommit = True
-    name = f"dl_dask_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {**server, "dbname": name}
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 @pytest.fixture
-def pg(pg_params: dict[str, Any]) -> Iterator[Any]:
-    import psycopg2
-
-    conn = psycopg2.connect(**pg_params)
-    conn.autocommit = True
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def pg_section(pg_params: dict[str, Any]) -> Any:
-    def make(**extra: Any) -> dict[str, Any]:
-        base = {
-            "type": "postgres",
-            "host": pg_params.get("host", "127.0.0.1"),
-            "port": int(pg_params.get("port", 5432)),
-            "database": pg_params["dbname"],
-            "user": pg_params.get("user", "postgres"),
-        }
-        if pg_params.get("password"):
-            base["password"] = pg_params["password"]
-        return {**base, **extra}
-
-    return make
+def pg_section(section: Any) -> Any:  # noqa: F811
+    """A recipe section that reaches this session's database (``dataloader_postgres.testing``)."""
+    return section
 
 
 @pytest.fixture(scope="session")

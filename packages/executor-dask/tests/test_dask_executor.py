@@ -56,6 +56,15 @@ def duck_rows(path: Path, table: str = "t") -> list[tuple]:
         con.close()
 
 
+def has_table(database: Path, table: str) -> bool:
+    """Whether the DuckDB file holds ``table`` (a failed run must not even create it)."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone() != (0,)
+    finally:
+        con.close()
+
+
 def staging_is_empty(tmp: Path, name: str = "scale") -> bool:
     folder = tmp / "staging" / name
     return not folder.exists() or not any(folder.iterdir())
@@ -100,11 +109,7 @@ def test_a_check_that_needs_the_whole_run_is_refused(cluster, tmp_path):
     )
     with pytest.raises(EngineError, match=r"quality_checks.0: the 'unique' check needs the whole run"):
         run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
-    con = duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone() == (0,)
-    finally:
-        con.close()
+    assert not has_table(tmp_path / "out.duckdb", 't')
 
 
 def test_a_worker_killed_mid_task_still_ends_with_the_exact_rows(cluster, tmp_path):
@@ -281,11 +286,7 @@ def test_a_failing_check_on_a_worker_fails_the_run_and_publishes_nothing(cluster
     # Whichever partition fails first is the one reported: its row number counts within its file.
     with pytest.raises(EngineError, match=r"quality_checks.*not_null.*first at row (1|48) \(value None\); the run is rolled back"):
         run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
-    con = duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone() == (0,)
-    finally:
-        con.close()
+    assert not has_table(tmp_path / "out.duckdb", 't')
 
 
 def test_a_file_changed_after_a_killed_driver_is_read_again(cluster, tmp_path):
@@ -351,11 +352,7 @@ def test_an_unreachable_scheduler_is_one_clear_error_and_nothing_is_written(tmp_
     )
     with pytest.raises(EngineError, match=rf"runtime.scheduler: cannot reach the dask scheduler at tcp://127.0.0.1:{port}"):
         run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
-    con = duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True)
-    try:
-        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone() == (0,)
-    finally:
-        con.close()
+    assert not has_table(tmp_path / "out.duckdb", 't')
     assert LocalStateBackend(tmp_path / "state").load("scale").get("cursor_values", {}) == {}
 
 

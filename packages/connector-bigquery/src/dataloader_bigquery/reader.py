@@ -10,8 +10,7 @@ lacking ``bigquery.readsessions.create``), the REST API's pages are read instead
 
 from __future__ import annotations
 
-import queue
-import threading
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +18,6 @@ from dataloader.errors import DataLoaderError
 
 from dataloader_bigquery.client import Clients, translate, translating
 from dataloader_bigquery.writer import quote
-
-_DONE = object()
 
 
 def read_session_table(table: tuple[str, str, str]) -> str:
@@ -96,46 +93,15 @@ def _read_streams(clients: Clients, session: Any) -> Iterator[Any]:
 
 
 def _concurrently(clients: Clients, session: Any, streams: list[Any]) -> Iterator[Any]:
-    """One thread per stream; batches arrive in whatever order the streams deliver them."""
-    results: queue.Queue[Any] = queue.Queue(maxsize=2 * len(streams))
-    stop = threading.Event()
+    """One thread per stream; batches arrive in whatever order the streams deliver them.
 
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                results.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    The streams share the core's bounded channel (:func:`dataloader.handoff.iterate_in_threads`):
+    the first failure stops them all and is raised in the consuming thread.
+    """
+    from dataloader.handoff import iterate_in_threads
 
-    def work(stream: Any) -> None:
-        try:
-            for batch in _read_stream(clients, session, stream):
-                if not put(batch):
-                    return
-        except BaseException as exc:  # handed to the consuming thread, which raises it
-            put(exc)
-        finally:
-            put(_DONE)
-
-    threads = [threading.Thread(target=work, args=(s,), name=f"dataloader-bigquery-stream-{i}", daemon=True) for i, s in enumerate(streams)]
-    for thread in threads:
-        thread.start()
-    running = len(threads)
-    try:
-        while running:
-            item = results.get()
-            if item is _DONE:
-                running -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+    producers = [functools.partial(_read_stream, clients, session, stream) for stream in streams]
+    return iterate_in_threads(producers, 2 * len(streams), workers=len(streams), name="dataloader-bigquery-stream")
 
 
 def _read_rest(clients: Clients, table: tuple[str, str, str]) -> Iterator[Any]:

@@ -213,22 +213,7 @@ class DuckDBConnector(BaseConnector):
         )
 
     def read_batches(self, state: State) -> Iterator[Batch]:
-        with driver.translating(f"read {self._describe()}", database=self.database):
-            # The engine reads in its own thread: give it a connection of its own to the same database.
-            con = self._connection().cursor()
-        self._readers.add(con)
-        try:
-            with driver.translating(f"read {self._describe()}", database=self.database):
-                _use_utc(con)
-                predicate, params = self._cursor_predicate(con, state)
-                sql = self._relation() + predicate + self._order_by(con)
-                reader = driver.arrow_reader(con, sql, params, self.context.batch_size)
-                for record_batch in reader:
-                    if record_batch.num_rows:
-                        yield Batch.from_arrow(record_batch)
-        finally:
-            self._readers.discard(con)
-            con.close()
+        return self._stream(f"read {self._describe()}", lambda con: self._select(con, state))
 
     def partitions(self, state: State) -> list[Partition]:
         """``partitions`` ranges of the table's ``rowid`` (none for a query or with ``partitions: 1``)."""
@@ -247,18 +232,35 @@ class DuckDBConnector(BaseConnector):
 
     def read_partition(self, partition: Partition, state: State) -> Iterator[Batch]:
         """One ``rowid`` range, on a cursor of its own (several may be read at once)."""
+        return self._stream(
+            f"read {partition.name} of {self._describe()}", lambda con: self._select(con, state, partition)
+        )
+
+    def _select(self, con: Any, state: State, partition: Partition | None = None) -> tuple[str, list[Any]]:
+        """The query of a read (past the cursor; within the partition's ``rowid`` range) and its parameters."""
+        predicate, params = self._cursor_predicate(con, state)
+        relation = self._relation()
+        if partition is not None:
+            rows = "rowid >= ? AND rowid < ?"
+            predicate = f"{predicate} AND {rows}" if predicate else f" WHERE {rows}"
+            params = [*params, partition.spec["lower"], partition.spec["upper"]]
+            relation = f"SELECT * FROM {self.qualified_table.sql}"
+        return relation + predicate + self._order_by(con), list(params)
+
+    def _stream(self, doing: str, select: Any) -> Iterator[Batch]:
+        """Run ``select(cursor)``'s query on a cursor of its own and yield its non-empty batches.
+
+        The engine reads in its own thread (and partitions may be read at once): each read gets its
+        own cursor on the same database, closed when the read ends or is abandoned.
+        """
         with driver.translating(f"read {self._describe()}", database=self.database):
             con = self._connection().cursor()
         self._readers.add(con)
         try:
-            with driver.translating(f"read {partition.name} of {self._describe()}", database=self.database):
+            with driver.translating(doing, database=self.database):
                 _use_utc(con)
-                predicate, params = self._cursor_predicate(con, state)
-                rows = "rowid >= ? AND rowid < ?"
-                predicate = f"{predicate} AND {rows}" if predicate else f" WHERE {rows}"
-                params = [*params, partition.spec["lower"], partition.spec["upper"]]
-                relation = f"SELECT * FROM {self.qualified_table.sql}"
-                reader = driver.arrow_reader(con, relation + predicate + self._order_by(con), params, self.context.batch_size)
+                sql, params = select(con)
+                reader = driver.arrow_reader(con, sql, params, self.context.batch_size)
                 for record_batch in reader:
                     if record_batch.num_rows:
                         yield Batch.from_arrow(record_batch)

@@ -24,6 +24,7 @@ fails leaves the destination as it was. Before each test it checks that the targ
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import itertools
@@ -200,6 +201,15 @@ class _KitPlugin:
         register("contract_memory", MemoryConnector, config=MemoryConfig)
 
 
+@contextlib.contextmanager
+def kit_host(*plugins: Any) -> Iterator[PluginHost]:
+    """A :func:`plugin_host` installed for the block, with the kit's memory tables empty before and after."""
+    MEMORY_TABLES.clear()
+    with use_host(plugin_host(*plugins)) as host:
+        yield host
+    MEMORY_TABLES.clear()
+
+
 def plugin_host(*plugins: Any, entry_points: bool = True) -> PluginHost:
     """A host with the installed plugins (entry points), the kit's counterpart and ``plugins``."""
     host = PluginHost(load_entrypoints=entry_points)
@@ -301,11 +311,8 @@ class ConnectorContractSuite(SealedSuite):
 
     @pytest.fixture(autouse=True)
     def _contract_host(self) -> Iterator[PluginHost]:
-        MEMORY_TABLES.clear()
-        host = plugin_host(*self.plugins)
-        with use_host(host):
+        with kit_host(*self.plugins) as host:
             yield host
-        MEMORY_TABLES.clear()
 
     @pytest.fixture
     def capabilities(self, _contract_host: PluginHost) -> Capabilities:
@@ -689,6 +696,7 @@ __all__ = [
     "MEMORY_TABLES",
     "MemoryConnector",
     "MemoryConfig",
+    "kit_host",
     "plugin_host",
     "sample_column",
     "sample_table",

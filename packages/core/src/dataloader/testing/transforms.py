@@ -41,7 +41,7 @@ import pytest
 
 from dataloader.batch import ERROR_COLUMN, ROW_COLUMN, Batch
 from dataloader.errors import RecipeError
-from dataloader.plugins import PluginHost, use_host
+from dataloader.plugins import PluginHost
 from dataloader.state import LocalStateBackend
 from dataloader.testing.suite import SealedSuite
 
@@ -72,13 +72,10 @@ class TransformContractSuite(SealedSuite):
 
     @pytest.fixture(autouse=True)
     def transform_host(self) -> Iterator[PluginHost]:
-        from dataloader.testing import MEMORY_TABLES, plugin_host
+        from dataloader.testing import kit_host
 
-        MEMORY_TABLES.clear()
-        host = plugin_host(*self.plugins)
-        with use_host(host):
+        with kit_host(*self.plugins) as host:
             yield host
-        MEMORY_TABLES.clear()
 
     @pytest.fixture
     def step(self, transform_host: PluginHost, step_options: dict[str, Any]) -> Any:

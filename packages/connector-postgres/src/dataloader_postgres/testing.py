@@ -1,9 +1,16 @@
-"""Finding (or starting) a PostgreSQL server for the tests.
+"""Test helpers shipped with the connector: a PostgreSQL server for a test session, and fixtures.
+
+Finding (or starting) a server:
 
 Order: ``DATALOADER_TEST_POSTGRES_DSN``; else the server at 127.0.0.1:5432 as user ``postgres``;
 else a throwaway cluster made with the local ``initdb``/``pg_ctl`` in a temporary folder on a
 free port. :func:`start_cluster` also serves tests that need a server of their own (one that
 checks passwords, say).
+
+Fixtures (import them into a ``conftest.py``: ``from dataloader_postgres.testing import pg, pg_params,
+pg_server, section``): ``pg_server`` (a server for the session; without one the tests skip, under
+``CI`` they fail), ``pg_params`` (a database of the session's own, dropped at the end), ``pg`` (an
+autocommit connection to it) and ``section(**extra)`` (a recipe section that reaches it).
 """
 
 from __future__ import annotations
@@ -15,11 +22,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg2
+import pytest
 from psycopg2.extensions import parse_dsn
 
 
@@ -108,3 +118,64 @@ def find_server() -> tuple[dict[str, Any], Cluster | None]:
         return local, None
     cluster = start_cluster()
     return cluster.params, cluster
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[dict[str, Any]]:
+    try:
+        params, cluster = find_server()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"no PostgreSQL server for the tests under CI: {exc}")
+        pytest.skip(f"no PostgreSQL server available: {exc}")
+    try:
+        yield params
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_params(pg_server: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Connection parameters of this session's own database."""
+    name = f"dl_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(**pg_server)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {**pg_server, "dbname": name}
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def pg(pg_params: dict[str, Any]) -> Iterator[Any]:
+    """An autocommit connection to the test database, for arranging and checking."""
+    conn = psycopg2.connect(**pg_params)
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def section(pg_params: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """A recipe section dict (``type: postgres`` + connection keys) plus ``extra`` keys."""
+
+    def make(**extra: Any) -> dict[str, Any]:
+        base = {
+            "type": "postgres",
+            "host": pg_params.get("host", "127.0.0.1"),
+            "port": int(pg_params.get("port", 5432)),
+            "database": pg_params["dbname"],
+            "user": pg_params.get("user", "postgres"),
+        }
+        if pg_params.get("password"):
+            base["password"] = pg_params["password"]
+        return {**base, **extra}
+
+    return make
