@@ -25,7 +25,7 @@ def test_partitions_cover_every_row_once_and_see_one_snapshot(pg, section, tmp_p
     recipe = Recipe.from_dict({
         "name": "seam",
         "source": section(table="seam_rows", partition={"column": "id", "partitions": 4}),
-        "destination": {"type": "filestore", "path": str(tmp_path / "out"), "format": "parquet"},
+        "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "loaded"},
     })
     source = get_host().registry.get("connector", "postgres").build(recipe.source)
     source.open()
@@ -57,14 +57,14 @@ def test_the_local_executor_reads_partitions_concurrently_with_parallelism(pg, s
         Recipe.from_dict({
             "name": "seam_parallel",
             "source": section(table="seam_parallel", partition={"column": "id", "partitions": 4}),
-            "destination": {"type": "filestore", "path": str(tmp_path / "out"), "format": "parquet"},
+            "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "loaded"},
             "runtime": {"parallelism": 2, "batch_size": 500},
         }),
         LocalStateBackend(tmp_path / "state"), history=False,
     )
     assert result.rows_written == 5001
     assert len(threads) == 2 and all(name.startswith("dataloader-reader-") for name in threads)
-    con = duckdb.connect()
-    got = con.execute(f"SELECT count(DISTINCT id), count(*), sum(id) FROM read_parquet('{tmp_path}/out/**/*.parquet')").fetchone()
+    con = duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True)
+    got = con.execute("SELECT count(DISTINCT id), count(*), sum(id) FROM loaded").fetchone()
     con.close()
     assert got == (5000, 5001, 5000 * 5001 // 2)
