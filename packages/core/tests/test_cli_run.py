@@ -1,7 +1,8 @@
 """``dataloader run``: loading, reporting, several recipes, --jobs, state dirs and exit codes.
 
 Most tests drive the command with a small engine installed in place of ``dataloader.engine`` (it
-moves rows between the in-test memory connectors and emits the documented events), so that they
+moves rows between the in-test memory connectors and announces the documented events through the
+``run_event`` hook, as the real engine does), so that they
 exercise the CLI's own behaviour. ``test_run_through_the_real_engine`` runs the real engine.
 """
 
@@ -22,8 +23,10 @@ from click.testing import CliRunner
 from dataloader.cli import cli, state_backend_for
 from dataloader.console import JsonReporter, LiveReporter, PlainReporter, choose_reporter
 from dataloader.errors import ConnectorError
-from dataloader.plugins import get_registry
+from dataloader.plugins import get_host, get_registry
 from dataloader.recipe import Recipe
+from dataloader.run.events import Observers, RunInfo
+from dataloader.run.many import run_each
 from dataloader.state import LocalStateBackend, State
 from rich.console import Console
 from test_recipe_fakes import TABLES, memory_host  # noqa: F401  (fixture)
@@ -67,8 +70,14 @@ def engine(monkeypatch, memory_host):  # noqa: F811
         seen.calls.append(
             {"recipe": recipe.name, "backend": state_backend, "resume": resume, "full_refresh": full_refresh}
         )
-        emit = on_event or (lambda event: None)
         run_id = f"run-{recipe.name}"
+        observers, info = Observers(get_host()), RunInfo(recipe, run_id, "")
+
+        def emit(event):
+            observers.notify("run_event", run=info, event=event)
+            if on_event is not None:
+                on_event(event)
+
         started = time.monotonic()
         registry = get_registry()
         source = registry.get("connector", recipe.source.type).build(recipe.source)
@@ -90,6 +99,11 @@ def engine(monkeypatch, memory_host):  # noqa: F811
 
     module = types.ModuleType("dataloader.engine")
     module.run_recipe = run_recipe
+
+    def run_many(recipes, backend_for, *, jobs=1, **options):  # the real one's loop, over this module's run_recipe
+        return run_each(recipes, backend_for, lambda *a, **k: module.run_recipe(*a, **k), jobs=jobs, **options)
+
+    module.run_many = run_many
     monkeypatch.setitem(sys.modules, "dataloader.engine", module)
     return seen
 

@@ -267,19 +267,21 @@ def run(
     _stop_on_sigterm()
 
     from dataloader.console import choose_reporter
-    from dataloader.run.many import run_many
+    from dataloader.engine import run_many
+    from dataloader.plugins import get_host
+    from dataloader.run.events import observing
 
     reporter = choose_reporter(log_format, terminal=sys.stdout.isatty(), ci=bool(os.environ.get("CI")))
     _collect_garbage_from_here()
     try:
-        returned = run_many(
-            loaded,
-            lambda recipe: state_backend_for(recipe, state_dir),
-            jobs=jobs,
-            resume=resume,
-            full_refresh=full_refresh,
-            on_event=reporter.on_event,
-        )
+        with observing(get_host(), reporter):  # the reporter hears the runs through the lifecycle hooks
+            returned = run_many(
+                loaded,
+                lambda recipe: state_backend_for(recipe, state_dir),
+                jobs=jobs,
+                resume=resume,
+                full_refresh=full_refresh,
+            )
     finally:
         reporter.close()
     failed = _report_outcomes(loaded, returned, log_format)

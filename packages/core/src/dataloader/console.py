@@ -1,24 +1,29 @@
 """How ``dataloader run`` shows what a run is doing.
 
-Three reporters share one interface, ``on_event(event)`` plus ``close()``:
+Three reporters share one interface, ``on_event(event)`` plus ``close()``, and each is an observer
+of the ``run_event`` lifecycle hook (:class:`Observer`): ``dataloader run`` registers it on the
+plugin host for the command, so it hears every run exactly as any plugin does:
 
 - :class:`LiveReporter`: a rich progress display (rows, rows/s, elapsed, ETA when the source can
   estimate a total), used on a terminal when ``CI`` is not set;
 - :class:`PlainReporter`: one log line per event, for pipes, files and CI logs;
 - :class:`JsonReporter`: one JSON object per event on stdout (``--log-format json``).
 
-Events come from the engine (``dataloader.engine.RunEvent``); they are read by attribute so a
+Events come from the engine (``dataloader.run.events.RunEvent``); they are read by attribute so a
 reporter never depends on more than the documented fields. Runs may be parallel (``--jobs``), so
 every reporter serialises its output with a lock.
 """
 
 from __future__ import annotations
 
+import abc
 import json
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 import click
+
+from dataloader.hookspecs import hookimpl
 
 if TYPE_CHECKING:  # rich loads only for the live display: pipes, CI and JSON never pay for it
     from rich.console import Console
@@ -31,6 +36,18 @@ class Reporter(Protocol):
     def on_event(self, event: Any) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Observer(abc.ABC):
+    """Makes a reporter an observer of the ``run_event`` hook (``host.pm.register(reporter)``)."""
+
+    @abc.abstractmethod
+    def on_event(self, event: Any) -> None:
+        """Show one event."""
+
+    @hookimpl
+    def run_event(self, run: Any, event: Any) -> None:
+        self.on_event(event)
 
 
 def event_to_dict(event: Any) -> dict[str, Any]:
@@ -74,7 +91,7 @@ def _round(value: Any) -> Any:
     return round(value, 3) if isinstance(value, float) else value
 
 
-class JsonReporter:
+class JsonReporter(Observer):
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
@@ -93,7 +110,7 @@ class JsonReporter:
         pass
 
 
-class PlainReporter:
+class PlainReporter(Observer):
     """Log lines; progress events are thinned to one per recipe every few seconds of run time."""
 
     every_s = 5.0
@@ -157,7 +174,7 @@ def _rows_per_second() -> Any:
     return RowsPerSecond()
 
 
-class LiveReporter:
+class LiveReporter(Observer):
     """A rich progress display with one line per running recipe."""
 
     def __init__(self, console: Console | None = None) -> None:

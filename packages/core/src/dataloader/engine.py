@@ -48,11 +48,11 @@ from dataloader.incremental import CursorTracker
 from dataloader.plugins import PluginHost, get_host
 from dataloader.recipe import Recipe
 from dataloader.recipe.models import connector_type
-from dataloader.run.events import EventHandler, RunEvent, RunInfo, RunResult, new_run_id
+from dataloader.run.events import EventHandler, Observers, RunEvent, RunInfo, RunResult, new_run_id, subscribe
 from dataloader.run.events import now as _now
 from dataloader.run.executors import WHOLE, Executor, Job
 from dataloader.run.ledger import LeaseHolder, Ledger
-from dataloader.run.many import run_many
+from dataloader.run.many import run_each
 from dataloader.run.pipeline import read_in_thread as _read_in_thread
 from dataloader.run.plan import (
     Plan,
@@ -94,8 +94,9 @@ def run_recipe(
     from dataloader.history import default_history
 
     backend = state_backend if state_backend is not None else resolve_state_backend(recipe, host=host)
-    run = _Run(recipe, backend, resume=resume, full_refresh=full_refresh, on_event=on_event, host=host)
-    result = run.execute()
+    run = _Run(recipe, backend, resume=resume, full_refresh=full_refresh, host=host)
+    with subscribe(run.host, run.run_id, on_event):
+        result = run.execute()
     recorder = default_history() if history is None else history
     if recorder:
         try:
@@ -106,6 +107,20 @@ def run_recipe(
         run.error.context["result"] = result
         raise run.error
     return result
+
+
+def run_many(
+    recipes: list[Recipe],
+    backend_for: Callable[[Recipe], StateBackend],
+    *,
+    jobs: int = 1,
+    **options: Any,
+) -> list[RunResult | DataLoaderError]:
+    """Run several recipes, one after another or ``jobs`` at a time; failures are returned, not raised.
+
+    ``options`` go to :func:`run_recipe` for each; see :func:`dataloader.run.many.run_each`.
+    """
+    return run_each(recipes, backend_for, run_recipe, jobs=jobs, **options)
 
 
 def run_recipe_from_yaml(
@@ -130,19 +145,20 @@ class _Run:
         *,
         resume: bool,
         full_refresh: bool,
-        on_event: EventHandler | None,
         host: PluginHost | None,
+        run_id: str | None = None,
     ) -> None:
         self.recipe = recipe
         self.backend = backend
         self.resume = resume
         self.full_refresh = full_refresh
-        self.on_event = on_event
         self.host = host or get_host()
-        self.run_id = new_run_id()
+        self.observers = Observers(self.host)
+        self.run_id = run_id or new_run_id()
         self.error: DataLoaderError | None = None
         self.started = time.monotonic()
         self.started_at = _now()
+        self.info = RunInfo(recipe, self.run_id, self.started_at)
         self.rows_read = 0
         self.rows_written = 0
         self.rows_failed = 0
@@ -157,10 +173,8 @@ class _Run:
         self.lease_problem: DataLoaderError | None = None
         self.began = False
 
-    # events and hooks ---------------------------------------------------------------------
+    # events and hooks: one channel, the lifecycle hooks (reporters observe ``run_event``) ----
     def emit(self, kind: str, message: str | None = None, result: RunResult | None = None) -> None:
-        if self.on_event is None:
-            return
         event = RunEvent(
             kind=kind,
             recipe_name=self.recipe.name,
@@ -172,21 +186,14 @@ class _Run:
             message=message,
             result=result,
         )
-        try:
-            self.on_event(event)
-        except Exception as exc:  # a reporter must never break a run
-            log.debug("event handler failed: %s", exc)
+        self.observers.notify("run_event", run=self.info, event=event)
 
     def hook(self, name: str, **kwargs: Any) -> None:
-        try:
-            getattr(self.host.pm.hook, name)(**kwargs)
-        except Exception as exc:  # observers must never break a run
-            log.warning("a %s hook failed: %s", name, exc)
+        self.observers.notify(name, run=self.info, **kwargs)
 
     # the run ------------------------------------------------------------------------------
     def execute(self) -> RunResult:
-        info = RunInfo(self.recipe, self.run_id, self.started_at)
-        self.hook("run_started", run=info)
+        self.hook("run_started")
         self.emit("run_started")
         try:
             self._leased(self._attempts)
@@ -198,7 +205,7 @@ class _Run:
             self.error = EngineError(f"{type(exc).__name__}: {exc}", recipe=self.recipe.name)
             self.error.__cause__ = exc
         result = self._result()
-        self.hook("run_finished", run=info, result=result)
+        self.hook("run_finished", result=result)
         self.emit("run_finished", result=result)
         return result
 
@@ -602,7 +609,7 @@ class _Run:
         destination.write_batch(batch, pending)
         faults.point("batch_written")
         self.rows_written += batch.row_count
-        self.hook("batch_written", run=RunInfo(self.recipe, self.run_id, self.started_at), batch=batch, rows=batch.row_count)
+        self.hook("batch_written", batch=batch, rows=batch.row_count)
         self.emit("progress")
 
     def _checkpoint(self, destination: Any, start: State, mode: str) -> None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from dataloader.batch import Batch
-    from dataloader.run.events import RunInfo, RunResult
+    from dataloader.run.events import RunEvent, RunInfo, RunResult
 
 PROJECT_NAME = "dataloader"
 
@@ -154,6 +154,23 @@ def batch_written(run: RunInfo, batch: Batch, rows: int) -> None:
     :param run: the run (:class:`dataloader.run.events.RunInfo`).
     :param batch: the batch as the destination received it (after transforms and checks).
     :param rows: how many rows of it were written.
+    """
+
+
+@hookspec
+def run_event(run: RunInfo, event: RunEvent) -> None:
+    """Called for every moment of a run a person watches; the console, plain and JSON reporters of
+    ``dataloader run`` are observers of this hook, and so is ``run_recipe(..., on_event=...)``.
+
+    ``event.kind`` is ``run_started``, ``progress`` (after each batch written), ``committed``
+    (the destination committed, or a checkpoint did), ``warning``, ``info`` (e.g. an executor's
+    note) or ``run_finished`` (with ``event.result``). Runs of ``dataloader run --jobs N`` go on at
+    once, so an observer of several runs tells them apart by ``run.run_id``. Never raises into the
+    run: a failing observer is logged and skipped.
+
+    :param run: the run (:class:`dataloader.run.events.RunInfo`).
+    :param event: what happened (:class:`dataloader.run.events.RunEvent`): rows read and written so
+        far, the source's estimate of its total, seconds elapsed, a message.
     """
 
 

@@ -1,8 +1,7 @@
-"""Several recipes in one call: what ``dataloader run A B C [--jobs N]`` and the Python API share."""
+"""Several recipes in one call: what ``dataloader run A B C [--jobs N]`` and :func:`dataloader.engine.run_many` share."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -15,9 +14,10 @@ if TYPE_CHECKING:
     from dataloader.state import StateBackend
 
 
-def run_many(
+def run_each(
     recipes: Sequence[Recipe],
     backend_for: Callable[[Recipe], StateBackend],
+    run: Callable[..., RunResult],
     *,
     jobs: int = 1,
     **options: Any,
@@ -26,14 +26,15 @@ def run_many(
 
     :param recipes: what to run, in order (results come back in the same order).
     :param backend_for: the state backend of each recipe (an error building it is that recipe's failure).
+    :param run: runs one recipe (:func:`dataloader.engine.run_recipe`, which
+        :func:`dataloader.engine.run_many` passes).
     :param jobs: how many run at once (threads; each run holds its own lease).
-    :param options: passed to :func:`dataloader.engine.run_recipe` for each (``resume``, ``on_event``, ...).
+    :param options: passed to ``run`` for each (``resume``, ``on_event``, ...).
     """
-    engine = importlib.import_module("dataloader.engine")  # at call time: the engine imports this module
 
     def one(recipe: Recipe) -> RunResult | DataLoaderError:
         try:
-            return engine.run_recipe(recipe, backend_for(recipe), **options)
+            return run(recipe, backend_for(recipe), **options)
         except DataLoaderError as exc:
             return exc
 
@@ -43,4 +44,4 @@ def run_many(
         return list(pool.map(one, recipes))
 
 
-__all__ = ["run_many"]
+__all__ = ["run_each"]

@@ -175,6 +175,7 @@ def process_partition(task: PartitionTask) -> PartitionResult:
     from fsspec.core import url_to_fs
 
     from dataloader.engine import _Run
+    from dataloader.run.events import subscribe
     from dataloader.run.plan import close_connector, open_connector, plan
     from dataloader.state import State
 
@@ -190,8 +191,7 @@ def process_partition(task: PartitionTask) -> PartitionResult:
         if event.kind == "warning" and event.message:
             warnings.append(event.message)
 
-    run = _Run(task.recipe, None, resume=False, full_refresh=False, on_event=on_event, host=None)  # type: ignore[arg-type]
-    run.run_id = task.run_id
+    run = _Run(task.recipe, None, resume=False, full_refresh=False, host=None, run_id=task.run_id)  # type: ignore[arg-type]
     run.dead_letters = _StagedRejects(fs, folder)
     the_plan = plan(task.recipe, run.host)
     source = the_plan.source
@@ -200,15 +200,16 @@ def process_partition(task: PartitionTask) -> PartitionResult:
     tracker = run._tracker(pending)
     progress = {"skip": 0, "checkpointed_at": 0}
     parts = _StagedParts(fs, folder)
-    open_connector(source, "source")
-    try:
-        with parts:
-            for batch in run._batches(source, pending, task.partition):
-                ready = run._prepare(the_plan, batch, tracker, progress)
-                if ready is not None and ready.row_count:
-                    parts.write(ready.to_arrow())
-    finally:
-        close_connector(source)
+    with subscribe(run.host, run.run_id, on_event):
+        open_connector(source, "source")
+        try:
+            with parts:
+                for batch in run._batches(source, pending, task.partition):
+                    ready = run._prepare(the_plan, batch, tracker, progress)
+                    if ready is not None and ready.row_count:
+                        parts.write(ready.to_arrow())
+        finally:
+            close_connector(source)
     cursor = None
     if tracker is not None:
         cursor = tracker.export()
