@@ -63,3 +63,89 @@ def test_disabled_entry_points_are_not_loaded(monkeypatch):
     disabled = PluginHost(load_entrypoints=True)
     assert "duckdb" not in disabled.registry.names("connector")
     assert set(disabled.registry.names("connector")) == names - {"duckdb"}
+
+
+# -- PluginClass: the one way connectors register --------------------------------------------
+_LAZY_MODULE = '''
+import sys
+from dataloader.connector import BaseConnector, Capabilities
+
+IMPORTED = True
+CAPS = Capabilities(read=True, write=False)
+
+
+class Lazy(BaseConnector):
+    capabilities = CAPS
+
+
+class Liar(BaseConnector):
+    capabilities = Capabilities(read=True, write=True)
+
+
+NOT_A_CLASS = 3
+'''
+
+
+@pytest.fixture
+def lazy_module(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "lazy_vendor_connector.py").write_text(_LAZY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazy_vendor_connector", raising=False)
+    yield "lazy_vendor_connector"
+    sys.modules.pop("lazy_vendor_connector", None)
+
+
+def _vendor(factory: Any) -> Any:
+    class Vendor:
+        @hookimpl
+        def register_connectors(self, register: Any) -> None:
+            register("lazy", factory, config=ConnectorConfig)
+
+    return Vendor()
+
+
+def test_a_plugin_class_is_imported_only_when_a_connector_is_built(lazy_module):
+    import sys
+
+    from dataloader.connector import Capabilities
+    from dataloader.plugins import PluginClass
+
+    caps = Capabilities(read=True, write=False)
+    host = PluginHost(load_entrypoints=False)
+    host.register(_vendor(PluginClass(f"{lazy_module}:Lazy", capabilities=caps)), name="vendor")
+    registration = host.registry.get("connector", "lazy")
+    assert registration.factory.capabilities == caps  # known before the import
+    assert lazy_module not in sys.modules
+    connector = registration.build(ConnectorConfig(type="lazy"))
+    assert lazy_module in sys.modules and type(connector).__name__ == "Lazy"
+    assert connector.capabilities == caps
+
+
+def test_a_plugin_class_that_says_other_capabilities_than_its_registration_is_refused(lazy_module):
+    from dataloader.connector import Capabilities
+    from dataloader.plugins import PluginClass
+
+    factory = PluginClass(f"{lazy_module}:Liar", capabilities=Capabilities(read=True, write=False))
+    with pytest.raises(PluginError, match=f"'{lazy_module}:Liar' declares other capabilities than it was registered with"):
+        factory(ConnectorConfig(type="lazy"))
+
+
+@pytest.mark.parametrize("path, message", [
+    ("no_colon_here", "must read 'package.module:ClassName'"),
+    (":Lazy", "must read 'package.module:ClassName'"),
+])
+def test_a_malformed_plugin_class_path_is_refused_at_registration(path, message):
+    from dataloader.plugins import PluginClass
+
+    with pytest.raises(PluginError, match=message):
+        PluginClass(path)
+
+
+def test_a_plugin_class_naming_no_class_is_one_clear_error(lazy_module):
+    from dataloader.plugins import PluginClass
+
+    for name in ("Missing", "NOT_A_CLASS"):
+        with pytest.raises(PluginError, match=f"no class {name} in {lazy_module}"):
+            PluginClass(f"{lazy_module}:{name}")(ConnectorConfig(type="lazy"))

@@ -9,21 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from dataloader import hookimpl
+from dataloader.plugins import PluginClass
 
 from dataloader_bigquery.capabilities import CAPABILITIES
 from dataloader_bigquery.config import BigQueryConfig
 
-
-def build_connector(config: BigQueryConfig) -> Any:
-    """Build a :class:`~dataloader_bigquery.connector.BigQueryConnector` for ``config``."""
-    from dataloader_bigquery.connector import BigQueryConnector
-
-    return BigQueryConnector(config)
-
-
-build_connector.capabilities = CAPABILITIES  # type: ignore[attr-defined]
+CONNECTOR = PluginClass("dataloader_bigquery.connector:BigQueryConnector", capabilities=CAPABILITIES)
 
 
 @hookimpl
 def register_connectors(register: Any) -> None:
-    register("bigquery", build_connector, config=BigQueryConfig)
+    register("bigquery", CONNECTOR, config=BigQueryConfig)

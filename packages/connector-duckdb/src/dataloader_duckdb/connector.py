@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataloader.batch import Batch
 from dataloader.config import check_merge_keys
-from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities, Partition
+from dataloader.connector import BaseConnector, Capabilities, Partition
 from dataloader.errors import ConnectorError, LeaseHeldError
 from dataloader.run.ledger import CommitRecord, LeaseHolder
 
 from dataloader_duckdb import driver
+from dataloader_duckdb.capabilities import CAPABILITIES
 from dataloader_duckdb.config import DuckDBConfig
 from dataloader_duckdb.names import TableName, quote_ident
 from dataloader_duckdb.types import PORTABLE_TYPES
@@ -54,18 +55,7 @@ _LOCKS_GUARD = threading.Lock()
 class DuckDBConnector(BaseConnector):
     """Reads and writes one DuckDB table (or reads one query) in one database file."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        read=True,
-        write=True,
-        write_modes=frozenset({"append", "overwrite", "merge"}),
-        incremental_strategies=frozenset({"cursor"}),
-        transactional=True,
-        commits_state=True,
-        locks=True,
-        types=frozenset(TYPE_FAMILIES) - {"json"},  # JSON text stays VARCHAR
-        preserves_types=True,
-        notes=("merge replaces the whole row of a matching key; NULL keys match each other",),
-    )
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
 
     config: DuckDBConfig
 

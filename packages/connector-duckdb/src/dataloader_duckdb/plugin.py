@@ -1,16 +1,23 @@
 """Entry point module (group ``dataloader``, name ``duckdb``): registers the connector.
 
-Kept cheap to import: neither this module nor the modules it imports load the ``duckdb`` driver.
+Cheap to import: the connector is registered as a :class:`dataloader.plugins.PluginClass`, so its
+module (and with it the ``duckdb`` driver and pyarrow) loads only when a recipe builds one; the
+capabilities and the config model are data in light modules.
 """
 
 from __future__ import annotations
 
-from dataloader import hookimpl
+from typing import Any
 
+from dataloader import hookimpl
+from dataloader.plugins import PluginClass
+
+from dataloader_duckdb.capabilities import CAPABILITIES
 from dataloader_duckdb.config import DuckDBConfig
-from dataloader_duckdb.connector import DuckDBConnector
+
+CONNECTOR = PluginClass("dataloader_duckdb.connector:DuckDBConnector", capabilities=CAPABILITIES)
 
 
 @hookimpl
-def register_connectors(register):  # type: ignore[no-untyped-def]
-    register("duckdb", DuckDBConnector, config=DuckDBConfig)
+def register_connectors(register: Any) -> None:
+    register("duckdb", CONNECTOR, config=DuckDBConfig)

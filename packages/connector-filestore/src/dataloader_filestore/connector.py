@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 from dataloader.batch import Batch
-from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities, Partition
+from dataloader.connector import BaseConnector, Capabilities, Partition
 from dataloader.errors import ConnectorError
 from dataloader.state import State
 
+from dataloader_filestore.capabilities import CAPABILITIES
 from dataloader_filestore.config import FilestoreConfig
 
 
@@ -22,21 +23,7 @@ class FilestoreConnector(BaseConnector):
     list the families they cannot give back, each with the reason.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        read=True,
-        write=True,
-        write_modes=frozenset({"append", "overwrite"}),
-        incremental_strategies=frozenset({"modified_time"}),
-        transactional=True,
-        commits_state=True,
-        locks=True,
-        types=frozenset(TYPE_FAMILIES),
-        preserves_types=True,
-        notes=(
-            "merge is not supported: files cannot be updated in place",
-            "csv, json and jsonl do not keep Arrow types; parquet does",
-        ),
-    )
+    capabilities: ClassVar[Capabilities] = CAPABILITIES
 
     def __init__(self, config: FilestoreConfig) -> None:
         super().__init__(config)

@@ -1,7 +1,9 @@
 """Entry point of dataloader-connector-filestore: the ``filestore`` connector and four formats.
 
-Importing this module is cheap: the connector and format classes import fsspec, the compression
-libraries and pyarrow's readers only when they are built or used.
+Importing this module is cheap: the connector is registered as a
+:class:`dataloader.plugins.PluginClass` (its module, fsspec and pyarrow load when a recipe builds
+one; its capabilities are data in ``capabilities.py``), and the format classes import the
+compression libraries and pyarrow's readers only when they are used.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from dataloader.hookspecs import hookimpl
 
 @hookimpl
 def register_connectors(register):  # type: ignore[no-untyped-def]
-    from dataloader_filestore.config import FilestoreConfig
-    from dataloader_filestore.connector import FilestoreConnector
+    from dataloader.plugins import PluginClass
 
-    register("filestore", FilestoreConnector, config=FilestoreConfig)
+    from dataloader_filestore.capabilities import CAPABILITIES
+    from dataloader_filestore.config import FilestoreConfig
+
+    connector = PluginClass("dataloader_filestore.connector:FilestoreConnector", capabilities=CAPABILITIES)
+    register("filestore", connector, config=FilestoreConfig)
 
 
 @hookimpl

@@ -1,7 +1,8 @@
-"""Entry point of the ``postgres`` connector.
+"""Entry point of the ``postgres`` connector and state backend.
 
-Cheap to import: the connector module (and with it psycopg2, numpy and Arrow's CSV reader) loads
-only when a recipe builds a connector.
+Cheap to import: the connector is registered as a :class:`dataloader.plugins.PluginClass`, so its
+module (and with it psycopg2, numpy and Arrow's CSV reader) loads only when a recipe builds one;
+what the core needs before that, the capabilities and the config model, is data in light modules.
 """
 
 from __future__ import annotations
@@ -9,24 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from dataloader import hookimpl
+from dataloader.plugins import PluginClass
 
 from dataloader_postgres.capabilities import CAPABILITIES
 from dataloader_postgres.config import PostgresConfig
 
-
-def build_connector(config: PostgresConfig) -> Any:
-    """Build a :class:`~dataloader_postgres.connector.PostgresConnector` for ``config``."""
-    from dataloader_postgres.connector import PostgresConnector
-
-    return PostgresConnector(config)
-
-
-build_connector.capabilities = CAPABILITIES  # type: ignore[attr-defined]
+CONNECTOR = PluginClass("dataloader_postgres.connector:PostgresConnector", capabilities=CAPABILITIES)
 
 
 @hookimpl
 def register_connectors(register: Any) -> None:
-    register("postgres", build_connector, config=PostgresConfig)
+    register("postgres", CONNECTOR, config=PostgresConfig)
 
 
 @hookimpl

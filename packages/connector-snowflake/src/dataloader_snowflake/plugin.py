@@ -9,21 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from dataloader import hookimpl
+from dataloader.plugins import PluginClass
 
 from dataloader_snowflake.capabilities import CAPABILITIES
 from dataloader_snowflake.config import SnowflakeConfig
 
-
-def build_connector(config: SnowflakeConfig) -> Any:
-    """Build a :class:`~dataloader_snowflake.connector.SnowflakeConnector` for ``config``."""
-    from dataloader_snowflake.connector import SnowflakeConnector
-
-    return SnowflakeConnector(config)
-
-
-build_connector.capabilities = CAPABILITIES  # type: ignore[attr-defined]
+CONNECTOR = PluginClass("dataloader_snowflake.connector:SnowflakeConnector", capabilities=CAPABILITIES)
 
 
 @hookimpl
 def register_connectors(register: Any) -> None:
-    register("snowflake", build_connector, config=SnowflakeConfig)
+    register("snowflake", CONNECTOR, config=SnowflakeConfig)

@@ -59,6 +59,58 @@ KIND_LABELS = {
 }
 
 
+class PluginClass:
+    """A plugin class named by its import path, imported when it is first built.
+
+    The one way connectors register (``register("postgres", PluginClass(
+    "dataloader_postgres.connector:PostgresConnector", capabilities=CAPABILITIES),
+    config=PostgresConfig)``): what the core reads before a run, the ``capabilities`` and any other
+    class attribute given as a keyword (a format's ``extensions``), is data in the plugin's light
+    modules, so ``validate``, ``list-connectors`` and every recipe check import no driver. Building
+    one imports the class, which must carry the same capabilities: a class that says something else
+    than its registration is a :class:`PluginError`, not a silent difference between what
+    ``validate`` promised and what the run does.
+
+    :param path: ``"package.module:ClassName"``.
+    :param capabilities: the class's ``capabilities`` (a :class:`dataloader.connector.Capabilities`).
+    :param attributes: other class attributes the core may read before building (``extensions``).
+    """
+
+    def __init__(self, path: str, *, capabilities: Any = None, **attributes: Any) -> None:
+        module, _, name = path.partition(":")
+        if not module or not name:
+            raise PluginError(f"plugin class path '{path}' must read 'package.module:ClassName'", path=path)
+        self.path = path
+        self.capabilities = capabilities
+        self.__dict__.update(attributes)
+        self._class: type | None = None
+
+    def load(self) -> type:
+        """The class itself (imported on first use), checked against what was registered."""
+        if self._class is None:
+            import importlib
+
+            module, _, name = self.path.partition(":")
+            cls = getattr(importlib.import_module(module), name, None)
+            if not isinstance(cls, type):
+                raise PluginError(f"plugin class '{self.path}' does not exist (no class {name} in {module})", path=self.path)
+            declared = getattr(cls, "capabilities", None)
+            if self.capabilities is not None and declared != self.capabilities:
+                raise PluginError(
+                    f"plugin class '{self.path}' declares other capabilities than it was registered with; "
+                    "set the class's capabilities to the registered ones (one Capabilities object, shared)",
+                    path=self.path,
+                )
+            self._class = cls
+        return self._class
+
+    def __call__(self, config: Any) -> Any:
+        return self.load()(config)
+
+    def __repr__(self) -> str:
+        return f"PluginClass({self.path!r})"
+
+
 @dataclass(frozen=True)
 class Registration:
     """One name registered by one plugin."""
@@ -342,6 +394,7 @@ def reset() -> None:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "KINDS",
+    "PluginClass",
     "PluginFailure",
     "PluginHost",
     "Registration",

@@ -320,6 +320,9 @@ class ConnectorContractSuite(SealedSuite):
         factory = registration.factory
         caps = getattr(factory, "capabilities", None)
         assert isinstance(caps, Capabilities), f"{self.connector_type} must declare capabilities = Capabilities(...)"
+        load = getattr(factory, "load", None)  # a PluginClass: its class must carry the registered capabilities
+        if callable(load):
+            assert load().capabilities == caps
         return caps
 
     @pytest.fixture
