@@ -504,28 +504,7 @@ class _Run:
                 progress["checkpointed_at"] = self.rows_read
 
         def publish(result: Any, staging: str) -> None:
-            from dataloader.run.remote import staged_batches, staged_rejects
-
-            for message in result.warnings:
-                self.emit("warning", message)
-            self.rows_read += result.rows_read
-            for batch in staged_batches(result, staging, self.recipe.runtime.batch_size):
-                write(batch)
-            for rejected, where, metadata in staged_rejects(result, staging):
-                self.rows_failed += rejected.num_rows
-                self.dead_letters.write(rejected, where, metadata)
-            self._check_limits()
-            if tracker is not None and result.cursor is not None:
-                tracker.combine(result.cursor)
-            self.partitions_done.append(
-                {"partition": result.partition.name, "rows_read": result.rows_read, "rows_written": result.rows_out,
-                 "rows_failed": result.rows_failed, "worker": result.worker, "seconds": round(result.seconds, 3)}
-            )
-            self.emit(
-                "info",
-                f"partition {result.partition.name}: {result.rows_out:,} rows on {result.worker} "
-                f"in {result.seconds:.1f}s ({self.rows_written:,} rows in total)",
-            )
+            self._publish(result, staging, write, tracker)
 
         self.partitions_done: list[dict[str, Any]] = []
         partitions = lambda: self._partitions(source, pending)  # noqa: E731
@@ -534,17 +513,46 @@ class _Run:
                   process_concurrently=process_concurrently)
         self.job = job
         self._executor().run(job)
+        self._record_partitions(pending)
+        if tracker is not None:
+            tracker.save_to(pending)
+
+    def _publish(self, result: Any, staging: str, write: Callable[[Batch], None], tracker: CursorTracker | None) -> None:
+        """One partition a remote executor finished: its staged rows, rejects, marks and timings."""
+        from dataloader.run.remote import staged_batches, staged_rejects
+
+        for message in result.warnings:
+            self.emit("warning", message)
+        self.rows_read += result.rows_read
+        for batch in staged_batches(result, staging, self.recipe.runtime.batch_size):
+            write(batch)
+        for rejected, where, metadata in staged_rejects(result, staging):
+            self.rows_failed += rejected.num_rows
+            self.dead_letters.write(rejected, where, metadata)
+        self._check_limits()
+        if tracker is not None and result.cursor is not None:
+            tracker.combine(result.cursor)
+        self.partitions_done.append(
+            {"partition": result.partition.name, "rows_read": result.rows_read, "rows_written": result.rows_out,
+             "rows_failed": result.rows_failed, "worker": result.worker, "seconds": round(result.seconds, 3)}
+        )
+        self.emit(
+            "info",
+            f"partition {result.partition.name}: {result.rows_out:,} rows on {result.worker} "
+            f"in {result.seconds:.1f}s ({self.rows_written:,} rows in total)",
+        )
+
+    def _record_partitions(self, pending: State) -> None:
+        """What the run history keeps of a remote run: partitions, workers, timings."""
         pending.metadata.pop("partitions", None)  # an earlier remote run's, not this run's
-        if self.partitions_done:  # what the run history keeps of a remote run: partitions, workers, timings
-            shown = self.partitions_done
+        shown = self.partitions_done
+        if shown:
             pending.metadata["partitions"] = {
                 "count": len(shown),
                 "workers": sorted({p["worker"] for p in shown}),
                 "seconds": round(sum(p["seconds"] for p in shown), 3),
                 "list": shown[:100],
             }
-        if tracker is not None:
-            tracker.save_to(pending)
 
     def _after_commit(self) -> None:
         for callback in getattr(getattr(self, "job", None), "after_commit", None) or []:

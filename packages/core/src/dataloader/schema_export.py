@@ -45,20 +45,43 @@ _MISPLACED = {"source": ("write_mode", "merge_keys"), "destination": ("increment
 
 def recipe_schema(registry: Registry) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a recipe file, for the plugins in ``registry``."""
-    from dataloader.recipe.models import NAME_PATTERN, RuntimeConfig
+    builder = _Sections(registry)
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": f"dataloader recipe (dataloader {__version__})",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": _top_level(builder),
+        "$defs": builder.defs,
+    }
+    _accept_templates(schema)
+    return schema
 
-    models: dict[tuple[str, str], type[BaseModel]] = {("runtime", "runtime"): RuntimeConfig}
-    for kind in SECTIONS:
-        for entry in registry.all(kind):
-            if isinstance(entry.config, type) and issubclass(entry.config, BaseModel):
-                models[(kind, entry.name)] = entry.config
-    keys, top = models_json_schema([(model, "validation") for model in models.values()], ref_template="#/$defs/{model}")
-    defs: dict[str, Any] = top.get("$defs", {})
-    refs = {where: keys[(model, "validation")]["$ref"].rsplit("/", 1)[1] for where, model in models.items()}
 
-    def section(kind: str, name: str, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+class _Sections:
+    """The config models of the plugins in a registry, as JSON Schema sections."""
+
+    def __init__(self, registry: Registry) -> None:
+        from dataloader.recipe.models import RuntimeConfig
+
+        self.registry = registry
+        models: dict[tuple[str, str], type[BaseModel]] = {("runtime", "runtime"): RuntimeConfig}
+        for kind in SECTIONS:
+            for entry in registry.all(kind):
+                if isinstance(entry.config, type) and issubclass(entry.config, BaseModel):
+                    models[(kind, entry.name)] = entry.config
+        keys, top = models_json_schema([(model, "validation") for model in models.values()], ref_template="#/$defs/{model}")
+        self.defs: dict[str, Any] = top.get("$defs", {})
+        self.refs = {where: keys[(model, "validation")]["$ref"].rsplit("/", 1)[1] for where, model in models.items()}
+
+    def runtime(self) -> dict[str, Any]:
+        return copy.deepcopy(self.defs[self.refs[("runtime", "runtime")]])
+
+    def section(self, kind: str, name: str, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
         """The inlined schema of one plugin's section: its model plus the discriminating key."""
-        body = copy.deepcopy(defs[refs[(kind, name)]]) if (kind, name) in refs else {"type": "object"}
+        ref = self.refs.get((kind, name))
+        body = copy.deepcopy(self.defs[ref]) if ref is not None else {"type": "object"}
         properties = body.setdefault("properties", {})
         for key in drop:
             properties.pop(key, None)
@@ -67,54 +90,49 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
         body.pop("required", None)
         if kind == "connector" and {"format", "options"} <= set(properties):
             body["allOf"] = [
-                {"if": _names("format", fmt), "then": {"properties": {"options": _options(section("format", fmt))}}}
-                for fmt in registry.names("format")
+                {"if": _names("format", fmt), "then": {"properties": {"options": _options(self.section("format", fmt))}}}
+                for fmt in self.registry.names("format")
             ]
         body.pop("title", None)
         return body
 
-    def chooser(kind: str, *, drop: tuple[str, ...] = (), description: str) -> dict[str, Any]:
-        key, names = SECTIONS[kind], registry.names(kind)
+    def chooser(self, kind: str, *, drop: tuple[str, ...] = (), description: str) -> dict[str, Any]:
+        """A section whose discriminating key picks one of the plugins of ``kind``."""
+        key, names = SECTIONS[kind], self.registry.names(kind)
         return {
             "type": "object",
             "description": description,
             "properties": {key: {"enum": names} if names else {"type": "string"}},
-            "allOf": [{"if": _names(key, name), "then": section(kind, name, drop=drop)} for name in names],
+            "allOf": [{"if": _names(key, name), "then": self.section(kind, name, drop=drop)} for name in names],
         }
 
-    runtime = copy.deepcopy(defs[refs[("runtime", "runtime")]])
-    schema: dict[str, Any] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": f"dataloader recipe (dataloader {__version__})",
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "pattern": NAME_PATTERN, "description": "The recipe's name: its state key."},
-            "description": {"type": ["string", "null"]},
-            "extends": {"type": "string", "description": "A parent recipe, relative to this file."},
-            "delete": {"type": "array", "items": {"type": "string"}, "description": "Dotted key paths to remove."},
-            "source": chooser("connector", drop=_MISPLACED["source"], description="Where rows are read."),
-            "destination": chooser("connector", drop=_MISPLACED["destination"], description="Where rows go."),
-            "transform": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "steps": {"type": "array", "items": chooser("transform", description="One transform step.")}
-                },
+
+def _top_level(sections: _Sections) -> dict[str, Any]:
+    """The recipe's top-level keys."""
+    from dataloader.recipe.models import NAME_PATTERN
+
+    return {
+        "name": {"type": "string", "pattern": NAME_PATTERN, "description": "The recipe's name: its state key."},
+        "description": {"type": ["string", "null"]},
+        "extends": {"type": "string", "description": "A parent recipe, relative to this file."},
+        "delete": {"type": "array", "items": {"type": "string"}, "description": "Dotted key paths to remove."},
+        "source": sections.chooser("connector", drop=_MISPLACED["source"], description="Where rows are read."),
+        "destination": sections.chooser("connector", drop=_MISPLACED["destination"], description="Where rows go."),
+        "transform": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "steps": {"type": "array", "items": sections.chooser("transform", description="One transform step.")}
             },
-            "runtime": runtime,
-            "quality_checks": {
-                "type": ["array", "null"],
-                "items": chooser("quality_check", description="One quality check."),
-            },
-            "state": chooser("state_backend", description="Where the recipe's state is kept."),
-            "schema": _schema_section(defs),
         },
-        "$defs": defs,
+        "runtime": sections.runtime(),
+        "quality_checks": {
+            "type": ["array", "null"],
+            "items": sections.chooser("quality_check", description="One quality check."),
+        },
+        "state": sections.chooser("state_backend", description="Where the recipe's state is kept."),
+        "schema": _schema_section(sections.defs),
     }
-    _accept_templates(schema)
-    return schema
 
 
 def _schema_section(defs: dict[str, Any]) -> dict[str, Any]:

@@ -89,34 +89,12 @@ def check_file(
 ) -> Checked:
     """Check the recipe at ``path``; never raises :class:`RecipeError`, returns its problems."""
     from dataloader.plugins import get_registry
-    from dataloader.recipe.loader import RecipeWarning, read_yaml, resolve_tree
     from dataloader.recipe.paths import resolve_recipe_paths
-    from dataloader.recipe.templates import render_tree
-    from dataloader.recipe.validation import validate_tree
 
     checked = Checked(Path(path))
     missing: list[str] = []
-
-    def placeholder(name: str) -> str:
-        missing.append(name)
-        return _PLACEHOLDER.format(name=name)
-
     try:
-        if checked.path.is_dir():
-            raise RecipeError(f"{path}: is a directory, not a recipe file", file=str(path), key=None, line=None)
-        data, lines = read_yaml(checked.path)
-        checked.base = is_base_recipe(checked.path.read_text(encoding="utf-8"))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RecipeWarning)
-            tree = resolve_tree(data, checked.path, lines)
-        checked.warnings, checked.origins, checked.merged = tree.warnings, tree.origins, tree.data
-        rendered, secrets = render_tree(
-            tree.data,
-            vars=dict(vars or {}),
-            env=os.environ if env is None else env,
-            locate=tree.origins.locate,
-            missing_env=placeholder if allow_missing_env else None,
-        )
+        tree, rendered, secrets = _read_and_render(checked, str(path), vars, env, missing if allow_missing_env else None)
     except RecipeError as exc:
         checked.problems = problems_of(exc, str(path))
         return checked
@@ -124,6 +102,48 @@ def check_file(
     checked.resolved, checked.secret_paths = rendered, secrets
     checked.placeholders = sorted(set(missing))
     checked.unused_vars = sorted(set(vars or {}) - {name for kind, name in template_names(tree.data) if kind == "var"})
+    _collect_problems(checked, tree, allow_missing_env)
+    return checked
+
+
+def _read_and_render(
+    checked: Checked, given: str, vars: Mapping[str, Any] | None, env: Mapping[str, str] | None, missing: list[str] | None
+) -> tuple[Any, dict[str, Any], Any]:
+    """Read, resolve ``extends:`` and render the templates of ``checked.path``; ``missing`` collects
+    the environment variables that were absent (rendered as placeholders) when it is a list."""
+    from dataloader.recipe.loader import RecipeWarning, read_yaml, resolve_tree
+    from dataloader.recipe.templates import render_tree
+
+    path = checked.path
+    if path.is_dir():
+        raise RecipeError(f"{given}: is a directory, not a recipe file", file=given, key=None, line=None)
+    data, lines = read_yaml(path)
+    checked.base = is_base_recipe(path.read_text(encoding="utf-8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecipeWarning)
+        tree = resolve_tree(data, path, lines)
+    checked.warnings, checked.origins, checked.merged = tree.warnings, tree.origins, tree.data
+
+    def placeholder(name: str) -> str:
+        missing.append(name)  # type: ignore[union-attr]
+        return _PLACEHOLDER.format(name=name)
+
+    rendered, secrets = render_tree(
+        tree.data,
+        vars=dict(vars or {}),
+        env=os.environ if env is None else env,
+        locate=tree.origins.locate,
+        missing_env=placeholder if missing is not None else None,
+    )
+    return tree, rendered, secrets
+
+
+def _collect_problems(checked: Checked, tree: Any, allow_missing_env: bool) -> None:
+    """Validate the rendered recipe; a placeholder's key, or a base recipe's missing parts, pass."""
+    from dataloader.plugins import get_registry
+    from dataloader.recipe.validation import validate_tree
+
+    rendered = checked.resolved
     _, found = validate_tree(rendered, get_registry())
     for key, message in found.items:
         if allow_missing_env and _PLACEHOLDER_PATTERN.search(str(value_at(rendered, key) or "")):
@@ -132,7 +152,6 @@ def check_file(
             continue
         file, line = tree.origins.locate(key)
         checked.problems.append(Problem(file, line, key, message))
-    return checked
 
 
 def problems_of(exc: RecipeError, path: str) -> list[Problem]:
