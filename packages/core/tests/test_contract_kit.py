@@ -16,7 +16,7 @@ import pytest
 from dataloader import hookimpl
 from dataloader.batch import Batch
 from dataloader.config import ConnectorConfig
-from dataloader.connector import TYPE_FAMILIES, BaseConnector, Capabilities
+from dataloader.connector import BaseConnector, Capabilities
 from dataloader.run.ledger import CommitRecord
 from dataloader.state import State
 from dataloader.testing import ConnectorContractSuite
@@ -30,15 +30,7 @@ class ShelfConfig(ConnectorConfig):
 
 
 class ShelfConnector(BaseConnector):
-    capabilities = Capabilities(
-        read=True,
-        write=True,
-        write_modes=frozenset({"append", "overwrite", "merge"}),
-        incremental_strategies=frozenset({"cursor"}),
-        transactional=True,
-        commits_state=True,
-        types=frozenset(TYPE_FAMILIES),
-    )
+    capabilities = Capabilities.committing()
 
     def read_batches(self, state: State) -> Iterator[Batch]:
         table = SHELF[self.config.name]

@@ -149,3 +149,23 @@ def test_a_plugin_class_naming_no_class_is_one_clear_error(lazy_module):
     for name in ("Missing", "NOT_A_CLASS"):
         with pytest.raises(PluginError, match=f"no class {name} in {lazy_module}"):
             PluginClass(f"{lazy_module}:{name}")(ConnectorConfig(type="lazy"))
+
+
+# -- validation honours the host it is given ------------------------------------------------
+def test_check_file_looks_connectors_up_in_the_given_host(tmp_path):
+    """``dataloader validate``'s engine (``check_file``) uses the caller's host, not the process-wide one."""
+    from dataloader.plugins import use_host
+    from dataloader.recipe.check import check_file
+    from dataloader.testing import plugin_host
+
+    recipe = tmp_path / "private.yaml"
+    recipe.write_text(
+        "name: private\nsource: {type: contract_memory, table: src}\ndestination: {type: contract_memory, table: out}\n",
+        encoding="utf-8",
+    )
+    private = plugin_host(entry_points=False)
+    with use_host(PluginHost(load_entrypoints=False)):
+        assert check_file(recipe, host=private).ok
+        without = check_file(recipe)
+    assert not without.ok
+    assert any("contract_memory" in problem.message for problem in without.problems)

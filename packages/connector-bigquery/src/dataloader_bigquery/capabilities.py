@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from dataloader.connector import TYPE_FAMILIES, Capabilities
+from dataloader.connector import Capabilities
 
-CAPABILITIES = Capabilities(
-    read=True,
-    write=True,
-    write_modes=frozenset({"append", "overwrite", "merge"}),
-    incremental_strategies=frozenset({"cursor"}),
-    transactional=True,
-    commits_state=True,
-    types=frozenset(TYPE_FAMILIES),
-    preserves_types=True,
+CAPABILITIES = Capabilities.committing(
     notes=(
         "int8/int16/int32 are stored as INT64 and float32 as FLOAT64; they read back widened",
         "NUMERIC is decimal128(38,9), BIGNUMERIC decimal256(76,38); wider decimals are refused",

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from dataloader.connector import TYPE_FAMILIES, Capabilities
+from dataloader.connector import Capabilities
 
-CAPABILITIES = Capabilities(
-    read=True,
-    write=True,
-    write_modes=frozenset({"append", "overwrite", "merge"}),
-    incremental_strategies=frozenset({"cursor"}),
-    transactional=True,
-    commits_state=True,
+CAPABILITIES = Capabilities.committing(
     locks=True,
-    types=frozenset(TYPE_FAMILIES) - {"json"},  # JSON text stays VARCHAR
-    preserves_types=True,
+    without_types=("json",),  # JSON text stays VARCHAR
     notes=("merge replaces the whole row of a matching key; NULL keys match each other",),
 )

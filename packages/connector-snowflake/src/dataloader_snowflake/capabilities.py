@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from dataloader.connector import TYPE_FAMILIES, Capabilities
+from dataloader.connector import Capabilities
 
-CAPABILITIES = Capabilities(
-    read=True,
-    write=True,
-    write_modes=frozenset({"append", "overwrite", "merge"}),
-    incremental_strategies=frozenset({"cursor"}),
-    transactional=True,
-    commits_state=True,
+CAPABILITIES = Capabilities.committing(
     # Lists load into ARRAY columns but read back as JSON text, so "list" is not claimed.
-    types=frozenset(TYPE_FAMILIES) - {"list"},
     # Integers of every width read back as int64 (Snowflake has one NUMBER type).
-    preserves_types=True,
+    without_types=("list",),
     notes=(
         "integer columns read back as int64 (NUMBER(p,0) with p <= 19), wider NUMBERs as decimal128",
         "VARIANT, OBJECT and ARRAY columns read as JSON text tagged with field metadata snowflake_type",

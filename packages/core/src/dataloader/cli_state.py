@@ -35,9 +35,9 @@ def build_state_backend(name: str, options: dict[str, Any]) -> Any:
     """A backend built as a recipe's ``state: {backend: name, **options}`` builds it."""
     from pydantic import ValidationError
 
-    from dataloader.plugins import get_registry
+    from dataloader.plugins import active_registry
 
-    registration = get_registry().get("state_backend", name)
+    registration = active_registry().get("state_backend", name)
     try:
         config = registration.config.model_validate(options) if registration.config is not None else options
     except ValidationError as exc:

@@ -80,6 +80,33 @@ class Capabilities:
     preserves_types: bool = True
     notes: tuple[str, ...] = field(default=())
 
+    @classmethod
+    def committing(
+        cls,
+        *,
+        write_modes: tuple[str, ...] = ("append", "overwrite", "merge"),
+        incremental: tuple[str, ...] = ("cursor",),
+        without_types: tuple[str, ...] = (),
+        **more: Any,
+    ) -> Capabilities:
+        """A connector that reads, writes and commits the run's record with its rows (a database, a dataset).
+
+        :param write_modes: the write modes it supports.
+        :param incremental: its incremental strategies.
+        :param without_types: the type families (:data:`TYPE_FAMILIES`) it does not claim.
+        :param more: any other field (``locks``, ``preserves_types``, ``notes``).
+        """
+        return cls(
+            read=True,
+            write=True,
+            write_modes=frozenset(write_modes),
+            incremental_strategies=frozenset(incremental),
+            transactional=True,
+            commits_state=True,
+            types=frozenset(TYPE_FAMILIES) - set(without_types),
+            **more,
+        )
+
     @property
     def incremental(self) -> bool:
         return bool(self.incremental_strategies)

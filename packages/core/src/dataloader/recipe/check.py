@@ -86,9 +86,14 @@ def check_file(
     vars: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     allow_missing_env: bool = False,
+    host: Any = None,
 ) -> Checked:
-    """Check the recipe at ``path``; never raises :class:`RecipeError`, returns its problems."""
-    from dataloader.plugins import get_registry
+    """Check the recipe at ``path``; never raises :class:`RecipeError`, returns its problems.
+
+    Connectors, formats and transforms are looked up in ``host``'s registry when one is given
+    (a :class:`~dataloader.plugins.PluginHost`), else in the active one, as :func:`from_yaml` does.
+    """
+    from dataloader.plugins import active_registry
     from dataloader.recipe.paths import resolve_recipe_paths
 
     checked = Checked(Path(path))
@@ -98,11 +103,12 @@ def check_file(
     except RecipeError as exc:
         checked.problems = problems_of(exc, str(path))
         return checked
-    rendered = resolve_recipe_paths(rendered, tree.origins, get_registry())
+    registry = host.registry if host is not None else active_registry()
+    rendered = resolve_recipe_paths(rendered, tree.origins, registry)
     checked.resolved, checked.secret_paths = rendered, secrets
     checked.placeholders = sorted(set(missing))
     checked.unused_vars = sorted(set(vars or {}) - {name for kind, name in template_names(tree.data) if kind == "var"})
-    _collect_problems(checked, tree, allow_missing_env)
+    _collect_problems(checked, tree, allow_missing_env, registry)
     return checked
 
 
@@ -138,13 +144,12 @@ def _read_and_render(
     return tree, rendered, secrets
 
 
-def _collect_problems(checked: Checked, tree: Any, allow_missing_env: bool) -> None:
+def _collect_problems(checked: Checked, tree: Any, allow_missing_env: bool, registry: Any) -> None:
     """Validate the rendered recipe; a placeholder's key, or a base recipe's missing parts, pass."""
-    from dataloader.plugins import get_registry
     from dataloader.recipe.validation import validate_tree
 
     rendered = checked.resolved
-    _, found = validate_tree(rendered, get_registry())
+    _, found = validate_tree(rendered, registry)
     for key, message in found.items:
         if allow_missing_env and _PLACEHOLDER_PATTERN.search(str(value_at(rendered, key) or "")):
             continue

@@ -116,15 +116,7 @@ class MemoryConnector(BaseConnector):
     own config model); ``ipc_path``, ``fail_after_batches`` and ``batch_rows`` are optional.
     """
 
-    capabilities = Capabilities(
-        read=True,
-        write=True,
-        write_modes=frozenset({"append", "overwrite"}),
-        incremental_strategies=frozenset({"cursor"}),
-        transactional=True,
-        commits_state=True,
-        types=frozenset(TYPE_FAMILIES),
-    )
+    capabilities = Capabilities.committing(write_modes=("append", "overwrite"))
 
     def _table(self) -> pa.Table | None:
         if getattr(self.config, "ipc_path", None):
