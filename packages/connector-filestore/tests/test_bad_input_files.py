@@ -236,13 +236,17 @@ def test_an_empty_parquet_file_says_it_is_empty(loaded, tmp_path: Path) -> None:
     fails(recipe(path, "parquet", fails.out), str(path), "empty (0 bytes)")
 
 
-def test_parquet_files_of_one_source_with_different_columns(loaded, tmp_path: Path) -> None:
+def test_parquet_files_of_one_source_with_off_lattice_types_are_refused_naming_both(loaded, tmp_path: Path) -> None:
+    import datetime
+
     fails, _ = loaded
     folder = tmp_path / "parts"
     folder.mkdir()
-    (folder / "a.parquet").write_bytes(_parquet_bytes(pa.table({"id": [2], "name": ["a"]})))
-    (folder / "b.parquet").write_bytes(_parquet_bytes(pa.table({"id": [3], "name": ["b"], "extra": [1]})))
-    fails(recipe(folder, "parquet", fails.out), str(folder / "b.parquet"), "extra", str(folder / "a.parquet"))
+    stamp = pa.array([datetime.datetime(2026, 1, 1)], pa.timestamp("us"))
+    (folder / "a.parquet").write_bytes(_parquet_bytes(pa.table({"id": [2], "name": ["a"], "seen": stamp})))
+    (folder / "b.parquet").write_bytes(_parquet_bytes(pa.table({"id": [3], "name": ["b"], "seen": [True]})))
+    fails(recipe(folder, "parquet", fails.out), "column 'seen'", "timestamp in " + str(folder / "a.parquet"),
+          "bool in " + str(folder / "b.parquet"), "separate recipes")
 
 
 def test_parquet_files_of_one_source_with_incompatible_types(loaded, tmp_path: Path) -> None:
@@ -251,7 +255,7 @@ def test_parquet_files_of_one_source_with_incompatible_types(loaded, tmp_path: P
     folder.mkdir()
     (folder / "a.parquet").write_bytes(_parquet_bytes(pa.table({"id": [2], "name": ["a"]})))
     (folder / "b.parquet").write_bytes(_parquet_bytes(pa.table({"id": ["three"], "name": ["b"]})))
-    fails(recipe(folder, "parquet", fails.out), str(folder / "b.parquet"), "column 'id'", "int64", "column_types")
+    fails(recipe(folder, "parquet", fails.out), str(folder / "b.parquet"), "column 'id'", "int64", "string", str(folder / "a.parquet"))
 
 
 def test_json_array_key_turning_from_whole_numbers_to_a_float_names_row_and_fix(loaded, tmp_path: Path) -> None:

@@ -82,20 +82,26 @@ class FilestoreConnector(BaseConnector):
         if self.config.incremental is not None and self.config.incremental.strategy == "modified_time":
             return []
         self._ensure_open()
-        reader = FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix())
+        reader = FileReader(
+            self.fs, self.root, self._format,
+            display_prefix=self._display_prefix(),
+            compression=self.config.options.get("compression"),
+        )
         from dataloader_filestore.source import file_mark
 
         found = reader.list_files()
-        first = found[0]["name"] if found else None
+        # Every partition carries the set's unified schema, so each file is cast to the same columns.
+        schema = reader.unify([info["name"] for info in found])
+        spec = {} if schema is None else {"schema": _encode_schema(schema)}
         # The file's mark (size, mtime, ETag) is part of the partition: a changed file is a new
         # partition, so a resumed remote run never reuses what it staged from the old content.
         return [
-            Partition(name=reader.display(info["name"]), spec={"file": info["name"], "reference": first, "mark": file_mark(self.fs, info)})
+            Partition(name=reader.display(info["name"]), spec={"file": info["name"], **spec, "mark": file_mark(self.fs, info)})
             for info in found
         ]
 
     def read_partition(self, partition: Partition, state: State) -> Iterator[Batch]:
-        """One file of the set, with the first file's columns (as ``read_batches`` gives them)."""
+        """One file of the set, with the set's unified columns (as ``read_batches`` gives them)."""
         from dataloader_filestore.source import FileReader
 
         self._ensure_open()
@@ -104,7 +110,11 @@ class FilestoreConnector(BaseConnector):
             display_prefix=self._display_prefix(),
             compression=self.config.options.get("compression"),
         )
-        yield from reader.read_one(partition.spec["file"], self.context.batch_size, reference=partition.spec.get("reference"))
+        encoded = partition.spec.get("schema")
+        yield from reader.read_one(
+            partition.spec["file"], self.context.batch_size,
+            schema=None if encoded is None else _decode_schema(encoded), reference=partition.spec.get("reference"),
+        )
 
     def fingerprint(self, state: State) -> dict[str, Any]:
         """The files this source would read, with size, mtime and ETag (``FileReader.fingerprint``)."""
@@ -116,7 +126,7 @@ class FilestoreConnector(BaseConnector):
         return reader.fingerprint(state, incremental=incremental)
 
     def get_schema(self) -> pa.Schema | None:
-        """The columns of the first file, as its first batch has them (for ``dataloader check``)."""
+        """The unified columns of every file of the set, as reading gives them (for preflight and drift)."""
         from dataloader_filestore.source import FileReader
 
         if self.context.role != "source":
@@ -127,10 +137,7 @@ class FilestoreConnector(BaseConnector):
             display_prefix=self._display_prefix(),
             compression=self.config.options.get("compression"),
         )
-        files = reader.list_files()
-        if not files:
-            return None
-        return reader.schema_of(files[0]["name"])
+        return reader.unify([info["name"] for info in reader.list_files()])
 
     def estimate_total_records(self, state: State) -> int | None:
         """Known without reading data only for a dataset directory: its manifest counts the rows."""
@@ -263,10 +270,8 @@ class FilestoreConnector(BaseConnector):
         """
         import posixpath
 
-        from dataloader.schema import types as ptypes
-
         from dataloader_filestore.manifest import read_manifest
-        from dataloader_filestore.source import FileReader
+        from dataloader_filestore.source import FileReader, unify_schemas
 
         if self.context.role != "destination":
             return None
@@ -275,28 +280,13 @@ class FilestoreConnector(BaseConnector):
         manifest = read_manifest(self.fs, self.root, display)
         if manifest is None or not manifest.parts:
             return None
-        fields: dict[str, tuple[pa.Field, str, str]] = {}  # name -> (field, portable type, first part)
-        for name in manifest.part_names():
-            # A reader per part: one reader compares every file with its first, and the parts may differ.
-            reader = FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix(),
-                                compression=self.config.options.get("compression"))
-            schema = reader.schema_of(posixpath.join(self.root, name))
-            for field in schema or []:
-                portable = ptypes.from_arrow(field.type)
-                if field.name not in fields:
-                    fields[field.name] = (field, portable, name)
-                    continue
-                seen, seen_type, first = fields[field.name]
-                joined = ptypes.widen(seen_type, portable)
-                if joined is None:
-                    raise ConnectorError(
-                        f"the parts of {display} disagree on column {field.name!r}: {seen_type} in {first}, "
-                        f"{portable} in {name}; rewrite the dataset (write_mode: overwrite) or cast in the recipe",
-                        column=field.name,
-                    )
-                if joined != seen_type:
-                    fields[field.name] = (pa.field(field.name, ptypes.to_arrow(joined)), joined, first)
-        return pa.schema([f for f, _, _ in fields.values()])
+        reader = FileReader(self.fs, self.root, self._format, display_prefix=self._display_prefix(),
+                            compression=self.config.options.get("compression"))
+        schema, _ = unify_schemas(
+            ((name, reader.schema_of(posixpath.join(self.root, name))) for name in manifest.part_names()), exact=True, what=f"the parts of {display}",
+            advice="rewrite the dataset (write_mode: overwrite) or cast in the recipe",
+        )
+        return schema
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
         from dataloader_filestore.dataset import load_committed_state
@@ -322,6 +312,19 @@ PARQUET_TYPES: dict[str, str] = {
     "timestamp": "timestamp[us]",
     "timestamp_tz": "timestamp[us, tz=UTC]",
 }
+
+
+def _encode_schema(schema: pa.Schema) -> str:
+    """``schema`` as text a partition spec can carry (Arrow IPC, base64)."""
+    import base64
+
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def _decode_schema(text: str) -> pa.Schema:
+    import base64
+
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
 
 
 def _remote_backend(config: FilestoreConfig) -> str:

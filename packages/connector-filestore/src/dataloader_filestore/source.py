@@ -5,8 +5,15 @@
   or ``_``, unless the directory is a dataset written by this connector: then exactly the parts
   its manifest lists are read (parts of an unfinished or failed run never are).
 - Files are read in sorted path order, so runs are reproducible.
-- The first file's schema is the schema of the run; later files are cast to it (a missing
-  column becomes NULL; an extra column or a value that does not fit is an error naming the file).
+- The schema of the run is every file's schema unified (``unify_schemas``), read before any row:
+  Parquet footers, a CSV file's first block, a JSON file's first batch. Its columns are every
+  file's columns in first-seen order; a column's type is the lattice join of the files' types
+  (``dataloader.schema.types.widen``: an ``int32`` file and an ``int64`` file make ``int64``).
+  Each batch is cast to it by Arrow; a column a file lacks is NULL for that file's rows. Files
+  with exact types (Parquet) that disagree beyond the lattice are refused before anything is
+  read, naming the column, both files and their types; in a text format a type is only the
+  guess of the first rows, so such a column keeps the first file's type and a value that does
+  not convert is an error naming its file (``options.column_types`` pins the type).
 - ``incremental: {strategy: modified_time}`` keeps a mark per file (size, modification time,
   ETag where the store has one) in ``state.watermarks["files"]``; a file is read again only when
   its mark changes. The marks live in the run's pending state, saved after the destination commits.
@@ -14,7 +21,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -47,7 +54,8 @@ class FileReader:
         self.display_prefix = display_prefix
         self.compression = compression
         self._schema: pa.Schema | None = None
-        self._schema_file: str | None = None
+        #: column -> the file its unified type comes from (for messages).
+        self._origins: dict[str, str] = {}
 
     def display(self, path: str) -> str:
         return f"{self.display_prefix}{path}"
@@ -103,6 +111,7 @@ class FileReader:
         marks: dict[str, Any] = {}
         if incremental:
             state.watermarks[WATERMARK_KEY] = marks
+        self.unify([info["name"] for info in files])
         for info in files:
             path = info["name"]
             mark = file_mark(self.fs, info)
@@ -140,8 +149,8 @@ class FileReader:
     def schema_of(self, path: str) -> pa.Schema | None:
         """The columns of ``path`` as its first batch has them.
 
-        A format with ``read_schema`` (CSV) answers from its first block, without reading further;
-        when it cannot, or for other formats, the first batch is read.
+        A format with ``read_schema`` (Parquet: the footer; CSV: the first block) answers without
+        reading further; when it cannot, or for other formats, the first batch is read.
         """
         read_schema = getattr(self.fmt, "read_schema", None)
         if read_schema is not None:
@@ -155,10 +164,31 @@ class FileReader:
         first = next(iter(self._read_file(path, 1000)), None)
         return None if first is None else first.schema
 
-    def read_one(self, path: str, batch_size: int, *, reference: str | None = None) -> Iterator[Batch]:
-        """The batches of one file of the set, conformed to ``reference``'s columns (the set's first file)."""
-        if reference is not None and reference != path and self._schema is None:
-            self._schema, self._schema_file = self.schema_of(reference), self.display(reference)
+    def unify(self, paths: list[str]) -> pa.Schema | None:
+        """The unified schema of ``paths`` (``unify_schemas``), which every batch read later is cast to.
+
+        One file's schema at a time: only footers or first blocks are read, never a whole file.
+        """
+        self._schema, self._origins = None, {}  # _read_file (schema_of's fallback) must not conform yet
+        found = ((self.display(path), self.schema_of(path)) for path in paths)
+        schema, origins = unify_schemas(
+            found, exact=getattr(self.fmt, "exact_types", False), what=f"the files of {self.display(self.root)}",
+            advice="rewrite one of them with the other's type, or read them with separate recipes (one path or glob each)",
+        )
+        self._schema, self._origins = schema, origins
+        return schema
+
+    def read_one(self, path: str, batch_size: int, *, schema: pa.Schema | None = None, reference: str | None = None) -> Iterator[Batch]:
+        """The batches of one file of the set, cast to ``schema`` (the set's unified schema).
+
+        ``reference`` (the set's first file) is the schema of a partition planned before the set's
+        schemas were unified, which a resumed run may still hold.
+        """
+        if schema is not None:
+            self._schema = schema
+        elif reference is not None and reference != path and self._schema is None:
+            self._schema = self.schema_of(reference)
+            self._origins = dict.fromkeys(self._schema.names if self._schema else [], self.display(reference))
         yield from self._read_file(path, batch_size)
 
     def _read_file(self, path: str, batch_size: int) -> Iterator[Batch]:
@@ -191,15 +221,68 @@ class FileReader:
 
     def _unify(self, batch: pa.RecordBatch, shown: str) -> pa.RecordBatch:
         if self._schema is None:
-            self._schema, self._schema_file = batch.schema, shown
             return batch
         if batch.schema.equals(self._schema):
             return batch
-        return conform(batch, self._schema, what=shown, reference=f"the first file ({self._schema_file})")
+        return conform(batch, self._schema, what=shown, reference="the file set", origins=self._origins)
 
 
-def conform(batch: pa.RecordBatch, schema: pa.Schema, *, what: str, reference: str) -> pa.RecordBatch:
-    """``batch`` with ``schema``'s columns and types; an error names ``what`` when that is impossible."""
+def unify_schemas(
+    schemas: Iterable[tuple[str, pa.Schema | None]], *, exact: bool, what: str, advice: str
+) -> tuple[pa.Schema | None, dict[str, str]]:
+    """One schema for ``(name, schema)`` pairs, and for each column the name its type comes from.
+
+    Columns in first-seen order; a column some schemas lack is nullable. Two types join along the
+    lattice (``dataloader.schema.types.widen``), keeping an Arrow type one side already has (an
+    ``int32`` and an ``int64`` give that ``int64``). Types beyond the lattice are a ConnectorError
+    naming the column, both names and both types, then ``advice``, when ``exact``; otherwise (types
+    guessed from text) the first one stays, and a value that does not convert fails at the cast.
+    None when no schema is known.
+    """
+    from dataloader.schema import types as ptypes
+
+    fields: dict[str, pa.Field] = {}
+    origins: dict[str, str] = {}
+    seen_in: dict[str, int] = {}
+    count = 0
+    for name, schema in schemas:
+        if schema is None:
+            continue
+        count += 1
+        for field in schema:
+            seen_in[field.name] = seen_in.get(field.name, 0) + 1
+            if field.name not in fields:
+                fields[field.name], origins[field.name] = field, name
+                continue
+            seen = fields[field.name]
+            if seen.type == field.type:
+                continue
+            old, new = ptypes.from_arrow(seen.type), ptypes.from_arrow(field.type)
+            joined = ptypes.widen(old, new)
+            if joined is None:
+                if exact:
+                    raise ConnectorError(
+                        f"{what} disagree on column {field.name!r}: {old} in {origins[field.name]}, "
+                        f"{new} in {name}; {advice}",
+                        column=field.name, files=[origins[field.name], name], types=[old, new],
+                    )
+                continue
+            if joined == new:
+                fields[field.name], origins[field.name] = pa.field(field.name, field.type), name
+            elif joined != old:
+                fields[field.name] = pa.field(field.name, ptypes.to_arrow(joined))
+    if not count:
+        return None, {}
+    return pa.schema([f.with_nullable(True) if seen_in[n] < count else f for n, f in fields.items()]), origins
+
+
+def conform(
+    batch: pa.RecordBatch, schema: pa.Schema, *, what: str, reference: str, origins: dict[str, str] | None = None
+) -> pa.RecordBatch:
+    """``batch`` with ``schema``'s columns and types; an error names ``what`` when that is impossible.
+
+    ``origins`` names, per column, where ``schema`` got its type (else ``reference``).
+    """
     extra = [name for name in batch.schema.names if name not in schema.names]
     if extra:
         raise ConnectorError(
@@ -218,8 +301,9 @@ def conform(batch: pa.RecordBatch, schema: pa.Schema, *, what: str, reference: s
             try:
                 column = column.cast(field.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                source = (origins or {}).get(field.name) or reference
                 raise ConnectorError(
-                    f"{what}: column '{field.name}' is {column.type} but {reference} has it as {field.type} "
+                    f"{what}: column '{field.name}' is {column.type} but {source} has it as {field.type} "
                     f"and the values do not convert ({exc}); set options.column_types",
                     file=what,
                     column=field.name,
@@ -235,4 +319,4 @@ def file_mark(fs: Any, info: dict[str, Any]) -> dict[str, Any]:
     return file_marker(fs, info)
 
 
-__all__ = ["FileReader", "conform", "file_mark", "has_magic", "WATERMARK_KEY"]
+__all__ = ["FileReader", "conform", "file_mark", "has_magic", "unify_schemas", "WATERMARK_KEY"]

@@ -33,6 +33,8 @@ class ParquetFormat:
     compressible = False
     file_extension = ".parquet"
     needs_seekable = True
+    #: A Parquet file stores its column types: files of a set that disagree beyond the lattice are refused.
+    exact_types = True
 
     def __init__(self, options: ParquetOptions | None = None) -> None:
         self.options = options or ParquetOptions()
@@ -46,6 +48,14 @@ class ParquetFormat:
         except (pa.ArrowInvalid, OSError) as exc:
             raise ConnectorError(f"cannot read Parquet file {path}: {_diagnose(stream, exc)}", file=path) from exc
 
+    def read_schema(self, stream: IO[bytes], *, path: str) -> pa.Schema:
+        """The columns ``read`` gives, from the footer alone (no row group is read)."""
+        import pyarrow.parquet as pq
+
+        schema = pq.ParquetFile(stream).schema_arrow
+        if self.options.columns is None:
+            return schema
+        return pa.schema([schema.field(name) for name in self.options.columns if name in schema.names])
 
     def writer(self, stream: IO[bytes], schema: pa.Schema) -> ParquetBatchWriter:
         return ParquetBatchWriter(stream, schema, self.options)
