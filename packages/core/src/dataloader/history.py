@@ -99,6 +99,17 @@ class RunHistory:
             finally:
                 con.close()
 
+    def mirror_schema(self, recipe_name: str, versions: list[dict[str, Any]]) -> Path:
+        """Write ``recipe_name``'s schema versions to the local mirror beside this file."""
+        from dataloader.schema.history import write_mirror
+
+        return write_mirror(self.path.parent, recipe_name, versions)
+
+    def schema_mirror(self, recipe_name: str) -> list[dict[str, Any]] | None:
+        from dataloader.schema.history import read_mirror
+
+        return read_mirror(self.path.parent, recipe_name)
+
     def list(self, *, status: str | None = None, recipe: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
