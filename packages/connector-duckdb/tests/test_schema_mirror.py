@@ -7,9 +7,8 @@ import os
 import stat
 from pathlib import Path
 
-from test_schema_policy import _cli, _recipe, _source
-
 from dataloader.history import RunHistory
+from test_schema_policy import _cli, _recipe, _source
 
 
 def _mirror(tmp_path: Path) -> Path:
@@ -61,3 +60,16 @@ def test_a_failed_run_writes_nothing_to_the_mirror(tmp_path: Path) -> None:
     assert _mirror(tmp_path).read_bytes() == before
     failed = RunHistory(tmp_path / "history" / "runs.db").list()[0]
     assert failed["status"] == "failed" and failed["schema_changes"] == []
+
+
+def test_an_unreachable_destination_shows_the_mirror_with_a_note(tmp_path: Path) -> None:
+    recipe = _two_versions(tmp_path)
+    os.remove(tmp_path / "dst.duckdb")
+    (tmp_path / "dst.duckdb").mkdir()  # a directory: DuckDB cannot open it
+    code, out = _cli("schema", "history", recipe)
+    assert code == 0
+    assert "could not be read; showing the local mirror" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("v")] == ["v1", "v2"]
+    _mirror(tmp_path).unlink()
+    code, out = _cli("schema", "history", recipe)
+    assert code == 1 and out.startswith("error:")
