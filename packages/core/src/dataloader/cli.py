@@ -787,7 +787,7 @@ def runs(status: str | None, recipe: str | None, limit: int, history_path: str |
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("run id", "recipe", "status", "started", "duration", "read", "written", "failed", "error")
+    table = Table("run id", "recipe", "status", "started", "duration", "read", "written", "failed", "schema", "error")
     for record in records:
         table.add_row(
             record["run_id"],
@@ -798,6 +798,7 @@ def runs(status: str | None, recipe: str | None, limit: int, history_path: str |
             f"{record['rows_read']:,}",
             f"{record['rows_written']:,}",
             f"{record['rows_failed']:,}",
+            ", ".join(f"{c.get('kind')} {c.get('column')}" for c in record.get("schema_changes") or []),
             (record["error"] or "")[:80],
         )
     Console(file=sys.stdout, width=_terminal_width()).print(table)

@@ -42,6 +42,28 @@ def _versions(recipe: Any) -> list[dict[str, Any]]:
         close_connector(destination)
 
 
+def _versions_or_mirror(recipe: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The destination's versions (authoritative); the local mirror's, with a note, when the
+    destination has none or cannot be reached. Fails when neither has any."""
+    from dataloader.history import default_history
+
+    problem: DataLoaderError | None = None
+    try:
+        versions = _versions(recipe)
+    except DataLoaderError as exc:
+        problem, versions = exc, []
+    if versions:
+        return versions, None
+    recorder = default_history()
+    mirrored = recorder.schema_mirror(recipe.name) if recorder else None
+    if mirrored:
+        why = "could not be read" if problem is not None else "has no schema versions"
+        return mirrored, f"note: the destination {why}; showing the local mirror {recorder.path.parent / 'schema' / (recipe.name + '.json')}"
+    if problem is not None:
+        _fail(problem)
+    return [], None
+
+
 def _live_columns(recipe: Any) -> list[dict[str, Any]]:
     from dataloader.run.plan import close_connector, output_schema
     from dataloader.schema.drift import columns_of
@@ -95,9 +117,12 @@ def infer_command(recipe_path: str, sample: int, fmt: str) -> None:
 def history_command(recipe_path: str, fmt: str) -> None:
     """List the schema versions RECIPE's runs applied, from the destination's commit record."""
     try:
-        versions = _versions(_recipe(recipe_path))
+        recipe = _recipe(recipe_path)
     except DataLoaderError as exc:
         _fail(exc)
+    versions, note = _versions_or_mirror(recipe)
+    if note:
+        click.echo(note, err=True)
     if fmt == "json":
         click.echo(json.dumps(versions, indent=2))
         return

@@ -103,6 +103,7 @@ def run_recipe(
             recorder.record(result)
         except Exception as exc:  # history is a record, never a reason to fail a committed run
             log.warning("could not record run %s in the run history: %s", result.run_id, exc)
+        _mirror_schema(recorder, run)
     if run.error is not None:
         run.error.context["result"] = result
         raise run.error
@@ -167,6 +168,7 @@ class _Run:
         self.state_after: dict[str, Any] = {}
         self.dead_letters: Any = None
         self.attempts = 0
+        self.schema_outcome: Any = None
         self.holder = LeaseHolder.current(self.run_id)
         self.fingerprint: dict[str, Any] | None = None
         self.lease: Any = None
@@ -268,6 +270,7 @@ class _Run:
             state_after=self.state_after if self.error is None else self.state_before,
             dead_letter_path=getattr(self.dead_letters, "location", None) if self.rows_failed else None,
             attempts=self.attempts,
+            schema_changes=_schema_changes(self.schema_outcome) if self.error is None else [],
         )
 
     def _attempts(self) -> None:
@@ -309,6 +312,7 @@ class _Run:
                 self.ledger.extra = the_plan.published  # the schema versions, stored with each commit
                 locked = self._lock(destination)
                 self._attempt_opened(the_plan)
+                self.schema_outcome = the_plan.schema_outcome
             finally:
                 if locked:
                     _call(destination, "release_lock", self.recipe.name)
@@ -753,3 +757,21 @@ __all__ = [
     "rechunk",
     "new_run_id",
 ]
+
+
+def _schema_changes(outcome: Any) -> list[dict[str, Any]]:
+    """The schema changes a run applied (or warned about), as ``SchemaChange.to_dict()`` dicts."""
+    if outcome is None:
+        return []
+    return [c.to_dict() for c in outcome.changes if c.action in ("apply", "warn")]
+
+
+def _mirror_schema(recorder: Any, run: _Run) -> None:
+    """After a committed run, copy the schema versions it published to the local mirror."""
+    versions = (getattr(run.schema_outcome, "published", None) or {}).get("schema_versions")
+    if run.error is not None or not versions or not hasattr(recorder, "mirror_schema"):
+        return
+    try:
+        recorder.mirror_schema(run.recipe.name, versions)
+    except Exception as exc:  # the destination's record is authoritative; the mirror is a copy
+        log.warning("could not mirror the schema versions of '%s': %s", run.recipe.name, exc)

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     state_before TEXT,
     state_after TEXT,
-    dead_letter_path TEXT
+    dead_letter_path TEXT,
+    schema_changes TEXT
 )
 """
 
@@ -53,6 +54,7 @@ FIELDS = (
     "state_before",
     "state_after",
     "dead_letter_path",
+    "schema_changes",
 )
 
 
@@ -69,6 +71,7 @@ class RunHistory:
         _create_private(self.path)
         con = sqlite3.connect(self.path, timeout=30)
         con.execute(_SCHEMA)
+        _migrate(con)
         return con
 
     def record(self, result: Any) -> None:
@@ -86,6 +89,7 @@ class RunHistory:
             secrets.mask(json.dumps(result.state_before, default=str), structural=False),
             secrets.mask(json.dumps(result.state_after, default=str), structural=False),
             result.dead_letter_path,
+            secrets.mask(json.dumps(list(getattr(result, "schema_changes", None) or []), default=str), structural=False),
         )
         with self._lock:
             con = self._connect()
@@ -94,6 +98,17 @@ class RunHistory:
                     con.execute(f"INSERT OR REPLACE INTO runs ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})", row)
             finally:
                 con.close()
+
+    def mirror_schema(self, recipe_name: str, versions: list[dict[str, Any]]) -> Path:
+        """Write ``recipe_name``'s schema versions to the local mirror beside this file."""
+        from dataloader.schema.history import write_mirror
+
+        return write_mirror(self.path.parent, recipe_name, versions)
+
+    def schema_mirror(self, recipe_name: str) -> list[dict[str, Any]] | None:
+        from dataloader.schema.history import read_mirror
+
+        return read_mirror(self.path.parent, recipe_name)
 
     def list(self, *, status: str | None = None, recipe: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -120,8 +135,17 @@ class RunHistory:
             record = dict(zip(FIELDS, row, strict=False))
             for key in ("state_before", "state_after"):
                 record[key] = json.loads(record[key]) if record[key] else {}
+            record["schema_changes"] = json.loads(record["schema_changes"]) if record["schema_changes"] else []
             records.append(record)
         return records
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a runs.db written by an older release up to date in place (its rows are kept)."""
+    columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+    if "schema_changes" not in columns:
+        with con:
+            con.execute("ALTER TABLE runs ADD COLUMN schema_changes TEXT")
 
 
 def _create_private(path: Path) -> None:

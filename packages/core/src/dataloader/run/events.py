@@ -64,6 +64,8 @@ class RunResult:
     state_after: dict[str, Any] = field(default_factory=dict)
     dead_letter_path: str | None = None
     attempts: int = 1
+    #: The schema changes this run applied (``SchemaChange.to_dict()`` dicts); empty when none.
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

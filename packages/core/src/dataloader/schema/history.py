@@ -6,6 +6,10 @@ own commits; a new version is added when a run's table columns differ from the l
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from dataloader.run.ledger import utc_now
@@ -38,4 +42,35 @@ def next_published(destination: Any, recipe_name: str, target: str, outcome: Any
     return {"schema_versions": versions}
 
 
-__all__ = ["committed_versions", "next_published"]
+def mirror_path(directory: str | os.PathLike[str], recipe_name: str) -> Path:
+    """The local mirror of ``recipe_name``'s versions: ``<directory>/schema/<recipe_name>.json``."""
+    return Path(directory) / "schema" / f"{recipe_name}.json"
+
+
+def write_mirror(directory: str | os.PathLike[str], recipe_name: str, versions: list[dict[str, Any]]) -> Path:
+    """Replace the mirror with ``versions`` atomically (a private temp file, then ``os.replace``)."""
+    path = mirror_path(directory, recipe_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(versions, handle, indent=2, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_mirror(directory: str | os.PathLike[str], recipe_name: str) -> list[dict[str, Any]] | None:
+    """The mirrored versions, or ``None`` when there is no (readable) mirror."""
+    try:
+        data = json.loads(mirror_path(directory, recipe_name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return list(data) if isinstance(data, list) else None
+
+
+__all__ = ["committed_versions", "next_published", "mirror_path", "write_mirror", "read_mirror"]
