@@ -175,8 +175,6 @@ def process_partition(task: PartitionTask) -> PartitionResult:
     from fsspec.core import url_to_fs
 
     from dataloader.engine import _Run
-    from dataloader.run.events import subscribe
-    from dataloader.run.plan import close_connector, open_connector, plan
     from dataloader.state import State
 
     started = time.time()
@@ -185,21 +183,44 @@ def process_partition(task: PartitionTask) -> PartitionResult:
     fs, root = url_to_fs(task.staging)
     folder = f"{root.rstrip('/')}/parts/{key}/{attempt}"
     fs.makedirs(folder, exist_ok=True)
+    run = _Run(task.recipe, None, resume=False, full_refresh=False, host=None, run_id=task.run_id)  # type: ignore[arg-type]
+    run.dead_letters = _StagedRejects(fs, folder)
+    pending = State.from_dict(task.state)
+    tracker = run._tracker(pending)
+    parts = _StagedParts(fs, folder)
+    warnings = _stage(run, task, pending, tracker, parts)
+    return PartitionResult(
+        partition=task.partition,
+        key=key,
+        attempt=attempt,
+        parts=parts.paths,
+        rejects=run.dead_letters.files,
+        rows_read=run.rows_read,
+        rows_out=parts.rows,
+        rows_failed=run.rows_failed,
+        cursor=tracker.export() if tracker is not None else None,
+        warnings=warnings,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        started_at=started,
+        seconds=time.time() - started,
+    )
+
+
+def _stage(run: Any, task: PartitionTask, pending: Any, tracker: Any, parts: _StagedParts) -> list[str]:
+    """Read ``task``'s partition through the recipe's pipeline into ``parts``; the warnings it raised."""
+    from dataloader.run.events import subscribe
+    from dataloader.run.plan import close_connector, open_connector, plan
+
     warnings: list[str] = []
 
     def on_event(event: Any) -> None:
         if event.kind == "warning" and event.message:
             warnings.append(event.message)
 
-    run = _Run(task.recipe, None, resume=False, full_refresh=False, host=None, run_id=task.run_id)  # type: ignore[arg-type]
-    run.dead_letters = _StagedRejects(fs, folder)
     the_plan = plan(task.recipe, run.host)
     source = the_plan.source
     source.context = run._context("source")
-    pending = State.from_dict(task.state)
-    tracker = run._tracker(pending)
     progress = {"skip": 0, "checkpointed_at": 0}
-    parts = _StagedParts(fs, folder)
     with subscribe(run.host, run.run_id, on_event):
         open_connector(source, "source")
         try:
@@ -210,24 +231,7 @@ def process_partition(task: PartitionTask) -> PartitionResult:
                         parts.write(ready.to_arrow())
         finally:
             close_connector(source)
-    cursor = None
-    if tracker is not None:
-        cursor = tracker.export()
-    return PartitionResult(
-        partition=task.partition,
-        key=key,
-        attempt=attempt,
-        parts=parts.paths,
-        rejects=run.dead_letters.files,
-        rows_read=run.rows_read,
-        rows_out=parts.rows,
-        rows_failed=run.rows_failed,
-        cursor=cursor,
-        warnings=warnings,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
-        started_at=started,
-        seconds=time.time() - started,
-    )
+    return warnings
 
 
 def staged_batches(result: PartitionResult, staging: str, batch_size: int) -> Iterator[Batch]:
