@@ -92,3 +92,21 @@ def test_off_lattice_files_are_refused_and_incremental_reads_only_new_files(tmp_
     code, out = _cli("run", reader)
     assert code == 0, out
     assert _rows(tmp_path) == [(1, None), (2, "n"), (3, "m")]
+
+
+def test_csv_files_whose_guessed_types_differ_load_as_what_all_their_text_holds(tmp_path: Path, monkeypatch) -> None:
+    """Whole numbers in one file and fractions in the other are doubles; a date beside text is text."""
+    duckdb_plugin()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("id,amount,note\n1,10,2024-01-02\n2,20,2024-01-03\n")
+    (tmp_path / "in" / "b.csv").write_text("id,amount,note\n3,2.5,soon\n")
+    reader = _write(tmp_path, "read", {
+        "source": {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
+        "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
+    })
+    code, out = _cli("run", reader)
+    assert code == 0, out
+    assert _rows(tmp_path) == [(1, 10.0, "2024-01-02"), (2, 20.0, "2024-01-03"), (3, 2.5, "soon")]
+    types = dict(_rows(tmp_path, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='t'"))
+    assert types == {"id": "BIGINT", "amount": "DOUBLE", "note": "VARCHAR"}

@@ -283,9 +283,15 @@ def test_a_failing_check_on_a_worker_fails_the_run_and_publishes_nothing(cluster
         {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"}, dask_runtime(cluster, tmp_path),
         quality_checks=[{"column": "name", "check": "not_null", "action": "fail"}],
     )
-    # Whichever partition fails first is the one reported: its row number counts within its file.
-    with pytest.raises(EngineError, match=r"quality_checks.*not_null.*first at row (1|48) \(value None\); the run is rolled back"):
+    # Whichever partition fails first is the one reported, by name: its row number counts within its file.
+    with pytest.raises(EngineError, match=r"quality_checks.*not_null.*first at row (1|48) \(value None\); the run is rolled back") as failed:
         run_recipe(the_recipe, LocalStateBackend(tmp_path / "state"), history=False)
+    message = str(failed.value)
+    first, second = str(tmp_path / "in" / "part-00.csv"), str(tmp_path / "in" / "part-01.csv")
+    assert (message.startswith(f"partition {first}: ") and "first at row 1 " in message) or (
+        message.startswith(f"partition {second}: ") and "first at row 48 " in message
+    ), message
+    assert failed.value.context["partition"] in (first, second)
     assert not has_table(tmp_path / "out.duckdb", 't')
 
 

@@ -12,8 +12,8 @@
   Each batch is cast to it by Arrow; a column a file lacks is NULL for that file's rows. Files
   with exact types (Parquet) that disagree beyond the lattice are refused before anything is
   read, naming the column, both files and their types; in a text format a type is only the
-  guess of the first rows, so such a column keeps the first file's type and a value that does
-  not convert is an error naming its file (``options.column_types`` pins the type).
+  guess of the first rows, so such a column becomes ``float64`` (numbers of two kinds) or
+  ``string`` (the text itself); ``options.column_types`` pins the type.
 - ``incremental: {strategy: modified_time}`` keeps a mark per file (size, modification time,
   ETag where the store has one) in ``state.watermarks["files"]``; a file is read again only when
   its mark changes. The marks live in the run's pending state, saved after the destination commits.
@@ -236,8 +236,8 @@ def unify_schemas(
     lattice (``dataloader.schema.types.widen``), keeping an Arrow type one side already has (an
     ``int32`` and an ``int64`` give that ``int64``). Types beyond the lattice are a ConnectorError
     naming the column, both names and both types, then ``advice``, when ``exact``; otherwise (types
-    guessed from text) the first one stays, and a value that does not convert fails at the cast.
-    None when no schema is known.
+    guessed from text) the column becomes what a reader of all the text would guess: ``float64``
+    for numbers of two kinds, else ``string`` (the text itself). None when no schema is known.
     """
     from dataloader.schema import types as ptypes
 
@@ -266,6 +266,7 @@ def unify_schemas(
                         f"{new} in {name}; {advice}",
                         column=field.name, files=[origins[field.name], name], types=[old, new],
                     )
+                fields[field.name] = pa.field(field.name, _text_join(seen.type, field.type))
                 continue
             if joined == new:
                 fields[field.name], origins[field.name] = pa.field(field.name, field.type), name
@@ -274,6 +275,12 @@ def unify_schemas(
     if not count:
         return None, {}
     return pa.schema([f.with_nullable(True) if seen_in[n] < count else f for n, f in fields.items()]), origins
+
+
+def _text_join(a: pa.DataType, b: pa.DataType) -> pa.DataType:
+    """The type two guesses from text that the lattice cannot join share: a number, or the text."""
+    numeric = all(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in (a, b))
+    return pa.float64() if numeric else pa.string()
 
 
 def conform(

@@ -132,7 +132,11 @@ class DaskExecutor:
     def _result(self, future: Any, partition: Any) -> PartitionResult:
         try:
             result = future.result()
-        except DataLoaderError:
+        except DataLoaderError as exc:
+            if partition.name not in exc.message:  # a check's row number counts within its partition
+                exc.message = f"partition {partition.name}: {exc.message}"
+                exc.args = (exc.message,)
+            exc.context.setdefault("partition", partition.name)
             raise
         except Exception as exc:
             raise EngineError(
