@@ -375,3 +375,87 @@ def test_the_entry_point_module_imports_no_dask():
     code = "import sys, dataloader_dask.plugin; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+# -- staging on an object store --------------------------------------------------------------
+def aws_environment(keys: dict[str, Any], monkeypatch: Any) -> dict[str, str]:
+    """The standard AWS variables reaching moto, set for the driver; pass them to the workers."""
+    aws = {
+        "AWS_ACCESS_KEY_ID": keys["key"], "AWS_SECRET_ACCESS_KEY": keys["secret"],
+        "AWS_DEFAULT_REGION": keys["region"], "AWS_ENDPOINT_URL": keys["endpoint_url"],
+    }
+    for name, value in aws.items():
+        monkeypatch.setenv(name, value)
+    return aws
+
+
+def test_staging_on_s3_equals_a_local_run_and_is_removed_after_the_commit(tmp_path, s3_bucket, monkeypatch):
+    """``staging: s3://...`` with the store's credentials and endpoint from the standard AWS
+    environment variables, which the driver and every worker process have."""
+    from distributed import LocalCluster
+
+    fs, keys, bucket = s3_bucket
+    aws = aws_environment(keys, monkeypatch)
+    write_csv_files(tmp_path / "in", files=3, rows=100)
+    source = {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"}
+    local = run_recipe(
+        recipe(tmp_path, source, {"type": "duckdb", "database": str(tmp_path / "local.duckdb"), "table": "t"}, {}),
+        LocalStateBackend(tmp_path / "state-local"), history=False,
+    )
+    events: list[Any] = []
+    staged: list[int] = []
+
+    def heard(event: Any) -> None:  # a finished partition's parts are in the bucket before the commit
+        events.append(event)
+        if event.kind == "info" and (event.message or "").startswith("partition "):
+            fs.invalidate_cache()
+            staged.append(sum(1 for p in fs.find(f"{bucket}/stage") if p.endswith(".parquet")))
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env=aws) as s3_cluster:
+        runtime = {"executor": "dask", "scheduler": s3_cluster.scheduler_address, "staging": f"s3://{bucket}/stage"}
+        remote = run_recipe(
+            recipe(tmp_path, source, {"type": "duckdb", "database": str(tmp_path / "dask.duckdb"), "table": "t"}, runtime),
+            LocalStateBackend(tmp_path / "state-dask"), history=False, on_event=heard,
+        )
+    assert staged and min(staged) >= 1, staged
+    assert remote.rows_written == local.rows_written == 300
+    assert duck_rows(tmp_path / "dask.duckdb") == duck_rows(tmp_path / "local.duckdb")
+    assert sum(1 for e in events if e.kind == "info" and (e.message or "").startswith("partition ")) == 3
+    fs.invalidate_cache()
+    assert [p for p in fs.find(f"{bucket}/stage") if not p.endswith("/")] == []
+    said = json.dumps(remote.state_after, default=str) + " ".join(str(e.message) for e in events)
+    assert keys["secret"] not in said and keys["key"] not in said
+
+
+def test_a_driver_killed_with_staging_on_s3_resumes_from_the_staged_partitions(tmp_path, s3_bucket, monkeypatch):
+    from distributed import LocalCluster
+
+    fs, keys, bucket = s3_bucket
+    aws = aws_environment(keys, monkeypatch)
+    write_csv_files(tmp_path / "in", files=3, rows=100)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env=aws) as s3_cluster:
+        doc = {
+            "name": "scale",
+            "source": {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
+            "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
+            "runtime": {"batch_size": 100, "executor": "dask", "scheduler": s3_cluster.scheduler_address,
+                        "staging": f"s3://{bucket}/stage"},
+        }
+        path = tmp_path / "recipe.yaml"
+        path.write_text(json.dumps(doc))
+        cli = [str(Path(sys.executable).parent / "dataloader"), "run", str(path), "--state-dir", str(tmp_path / "state")]
+        env = {**os.environ, "DATALOADER_FAULT_KILL_AT": "before_commit"}
+        killed = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert not has_table(tmp_path / "out.duckdb", "t")
+        fs.invalidate_cache()
+        assert len([p for p in fs.find(f"{bucket}/stage") if "/done/" in p]) == 3
+        env.pop("DATALOADER_FAULT_KILL_AT")
+        again = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "3 of 3 partitions were finished by an earlier attempt" in again.stdout
+    assert [row[0] for row in duck_rows(tmp_path / "out.duckdb")] == list(range(300))
+    fs.invalidate_cache()
+    assert [p for p in fs.find(f"{bucket}/stage") if not p.endswith("/")] == []
+    for output in (killed.stdout, killed.stderr, again.stdout, again.stderr):
+        assert keys["secret"] not in output and keys["key"] not in output
