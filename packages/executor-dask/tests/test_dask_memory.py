@@ -67,7 +67,7 @@ def driver_peak(cluster, tmp: Path, rows_per_file: int) -> dict:
 def test_the_drivers_peak_memory_stays_flat_from_n_to_four_times_n_rows(cluster, tmp_path):
     small = driver_peak(cluster, tmp_path / "small", rows_per_file=50_000)
     large = driver_peak(cluster, tmp_path / "large", rows_per_file=200_000)
-    # 800k rows are about 45 MiB of Arrow data , 600k rows more than the small run):
+    # 800k rows are about 45 MiB of Arrow data, 600k rows more than the small run:
     # a driver that held the run would grow by more than the margin (measured: 172 -> 190 MiB).
     assert large["peak_mib"] - small["peak_mib"] < 30, (small, large)
     assert large["peak_mib"] < 400, large
