@@ -147,26 +147,41 @@ def test_a_worker_killed_mid_task_still_ends_with_the_exact_rows(cluster, tmp_pa
     assert staging_is_empty(tmp_path)
 
 
-def test_a_driver_killed_mid_run_resumes_only_the_unfinished_partitions(cluster, tmp_path):
-    write_csv_files(tmp_path / "in", files=4, rows=200)
+def csv_recipe_command(tmp: Path, runtime: dict[str, Any]) -> list[str]:
+    """``dataloader run`` of a CSV files -> DuckDB recipe (``tmp/in/*.csv`` -> ``tmp/out.duckdb``)."""
     doc = {
         "name": "scale",
-        "source": {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
-        "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
-        "runtime": {"batch_size": 100, **dask_runtime(cluster, tmp_path)},
+        "source": {"type": "filestore", "path": str(tmp / "in" / "*.csv"), "format": "csv"},
+        "destination": {"type": "duckdb", "database": str(tmp / "out.duckdb"), "table": "t"},
+        "runtime": {"batch_size": 100, **runtime},
     }
-    path = tmp_path / "recipe.yaml"
+    path = tmp / "recipe.yaml"
     path.write_text(json.dumps(doc))
-    cli = [str(Path(sys.executable).parent / "dataloader"), "run", str(path), "--state-dir", str(tmp_path / "state")]
-    env = {**os.environ, "DATALOADER_FAULT_KILL_AT": "batch_written"}
-    killed = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return [str(Path(sys.executable).parent / "dataloader"), "run", str(path), "--state-dir", str(tmp / "state")]
+
+
+def killed_then_rerun(command: list[str], tmp: Path, kill_at: str, between: Any = None) -> tuple[Any, Any, Any]:
+    """The driver killed at ``kill_at``, ``between()`` looked at, then the same command again (which must succeed)."""
+    env = {**os.environ, "DATALOADER_FAULT_KILL_AT": kill_at}
+    killed = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    manifests = list((tmp_path / "staging" / "scale").glob("*/done/*.json"))
-    assert manifests, "the killed driver recorded no finished partition"
+    seen = between() if between is not None else None
     env.pop("DATALOADER_FAULT_KILL_AT")
-    again = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert f"{len(manifests)} of 4 partitions were finished by an earlier attempt" in again.stdout
+    return killed, seen, again
+
+
+def test_a_driver_killed_mid_run_resumes_only_the_unfinished_partitions(cluster, tmp_path):
+    write_csv_files(tmp_path / "in", files=4, rows=200)
+
+    def finished() -> int:
+        manifests = list((tmp_path / "staging" / "scale").glob("*/done/*.json"))
+        assert manifests, "the killed driver recorded no finished partition"
+        return len(manifests)
+
+    _, done, again = killed_then_rerun(csv_recipe_command(tmp_path, dask_runtime(cluster, tmp_path)), tmp_path, "batch_written", finished)
+    assert f"{done} of 4 partitions were finished by an earlier attempt" in again.stdout
     assert [row[0] for row in duck_rows(tmp_path / "out.duckdb")] == list(range(800))
     assert staging_is_empty(tmp_path)
 
@@ -297,24 +312,13 @@ def test_a_failing_check_on_a_worker_fails_the_run_and_publishes_nothing(cluster
 
 def test_a_file_changed_after_a_killed_driver_is_read_again(cluster, tmp_path):
     write_csv_files(tmp_path / "in", files=3, rows=100)
-    doc = {
-        "name": "scale",
-        "source": {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
-        "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
-        "runtime": {"batch_size": 100, **dask_runtime(cluster, tmp_path)},
-    }
-    path = tmp_path / "recipe.yaml"
-    path.write_text(json.dumps(doc))
-    cli = [str(Path(sys.executable).parent / "dataloader"), "run", str(path), "--state-dir", str(tmp_path / "state")]
-    env = {**os.environ, "DATALOADER_FAULT_KILL_AT": "before_commit"}
-    killed = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert len(list((tmp_path / "staging" / "scale").glob("*/done/*.json"))) == 3
-    # The first file is rewritten with other rows before the rerun.
-    pacsv.write_csv(pa.table({"id": [10_000, 10_001], "name": ["new", "rows"], "amount": [1.0, 2.0]}), tmp_path / "in" / "part-00.csv")
-    env.pop("DATALOADER_FAULT_KILL_AT")
-    again = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0, again.stdout + again.stderr
+
+    def change_the_first_file() -> None:
+        assert len(list((tmp_path / "staging" / "scale").glob("*/done/*.json"))) == 3
+        pacsv.write_csv(pa.table({"id": [10_000, 10_001], "name": ["new", "rows"], "amount": [1.0, 2.0]}), tmp_path / "in" / "part-00.csv")
+
+    command = csv_recipe_command(tmp_path, dask_runtime(cluster, tmp_path))
+    _, _, again = killed_then_rerun(command, tmp_path, "before_commit", change_the_first_file)
     assert "2 of 3 partitions were finished by an earlier attempt" in again.stdout
     assert [row[0] for row in duck_rows(tmp_path / "out.duckdb")] == [*range(100, 300), 10_000, 10_001]
 
@@ -434,25 +438,14 @@ def test_a_driver_killed_with_staging_on_s3_resumes_from_the_staged_partitions(t
     aws = aws_environment(keys, monkeypatch)
     write_csv_files(tmp_path / "in", files=3, rows=100)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env=aws) as s3_cluster:
-        doc = {
-            "name": "scale",
-            "source": {"type": "filestore", "path": str(tmp_path / "in" / "*.csv"), "format": "csv"},
-            "destination": {"type": "duckdb", "database": str(tmp_path / "out.duckdb"), "table": "t"},
-            "runtime": {"batch_size": 100, "executor": "dask", "scheduler": s3_cluster.scheduler_address,
-                        "staging": f"s3://{bucket}/stage"},
-        }
-        path = tmp_path / "recipe.yaml"
-        path.write_text(json.dumps(doc))
-        cli = [str(Path(sys.executable).parent / "dataloader"), "run", str(path), "--state-dir", str(tmp_path / "state")]
-        env = {**os.environ, "DATALOADER_FAULT_KILL_AT": "before_commit"}
-        killed = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        assert killed.returncode == -signal.SIGKILL, killed.stderr
-        assert not has_table(tmp_path / "out.duckdb", "t")
-        fs.invalidate_cache()
-        assert len([p for p in fs.find(f"{bucket}/stage") if "/done/" in p]) == 3
-        env.pop("DATALOADER_FAULT_KILL_AT")
-        again = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0, again.stdout + again.stderr
+        runtime = {"executor": "dask", "scheduler": s3_cluster.scheduler_address, "staging": f"s3://{bucket}/stage"}
+
+        def staged_and_unpublished() -> None:
+            assert not has_table(tmp_path / "out.duckdb", "t")
+            fs.invalidate_cache()
+            assert len([p for p in fs.find(f"{bucket}/stage") if "/done/" in p]) == 3
+
+        killed, _, again = killed_then_rerun(csv_recipe_command(tmp_path, runtime), tmp_path, "before_commit", staged_and_unpublished)
     assert "3 of 3 partitions were finished by an earlier attempt" in again.stdout
     assert [row[0] for row in duck_rows(tmp_path / "out.duckdb")] == list(range(300))
     fs.invalidate_cache()
