@@ -30,14 +30,22 @@ def _columns(pg, table):
         return cur.fetchall()
 
 
-def test_manual_refuses_then_auto_widens_int_to_bigint_and_adds_a_column(pg, section, table_name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def _first_load(pg, section, table_name, tmp_path, columns: str, values: str, evolution: dict) -> tuple[str, str, str]:
+    """(source, target, recipe): a source table made and loaded once into its target."""
     source, target = f"{table_name}_src", f"{table_name}_dst"
     with pg.cursor() as cur:
-        cur.execute(f"CREATE TABLE {source} (id integer, name text)")
-        cur.execute(f"INSERT INTO {source} VALUES (1, 'a'), (2, 'b')")
-    recipe = _recipe(tmp_path, section, source, target, {"mode": "manual"})
+        cur.execute(f"CREATE TABLE {source} ({columns})")
+        cur.execute(f"INSERT INTO {source} VALUES {values}")
+    recipe = _recipe(tmp_path, section, source, target, evolution)
     assert _cli(tmp_path, "run", recipe)[0] == 0
+    return source, target, recipe
+
+
+def test_manual_refuses_then_auto_widens_int_to_bigint_and_adds_a_column(pg, section, table_name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source, target, recipe = _first_load(
+        pg, section, table_name, tmp_path, "id integer, name text", "(1, 'a'), (2, 'b')", {"mode": "manual"}
+    )
     with pg.cursor() as cur:
         cur.execute(f"DROP TABLE {source}")
         cur.execute(f"CREATE TABLE {source} (id bigint, name text, email text)")
@@ -62,12 +70,7 @@ def test_manual_refuses_then_auto_widens_int_to_bigint_and_adds_a_column(pg, sec
 
 def test_int_to_text_is_refused_and_the_table_keeps_its_schema(pg, section, table_name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    source, target = f"{table_name}_src", f"{table_name}_dst"
-    with pg.cursor() as cur:
-        cur.execute(f"CREATE TABLE {source} (id integer)")
-        cur.execute(f"INSERT INTO {source} VALUES (1)")
-    recipe = _recipe(tmp_path, section, source, target, {"mode": "auto"})
-    assert _cli(tmp_path, "run", recipe)[0] == 0
+    source, target, recipe = _first_load(pg, section, table_name, tmp_path, "id integer", "(1)", {"mode": "auto"})
     with pg.cursor() as cur:
         cur.execute(f"ALTER TABLE {source} ALTER COLUMN id TYPE text")
         cur.execute(f"INSERT INTO {source} VALUES ('two')")
