@@ -43,22 +43,30 @@ def changes_for(rows: int) -> int:
     return max(1, rows // 20)
 
 
-def create_source(pg: PgTarget) -> None:
-    """``inc.events`` = ``bench.events`` as loaded, keyed on id and indexed on updated_at."""
+def _change_source(pg: PgTarget, statements: list[tuple[str, tuple]]) -> None:
+    """Run ``statements`` in one transaction, then refresh the source's statistics."""
     conn = pg.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute("DROP SCHEMA IF EXISTS inc CASCADE")
-            cur.execute("CREATE SCHEMA inc")
-            cur.execute(f"CREATE TABLE {SOURCE} (LIKE bench.events INCLUDING ALL)")
-            cur.execute(f"INSERT INTO {SOURCE} SELECT * FROM bench.events")
-            cur.execute(f"CREATE INDEX ON {SOURCE} (updated_at)")
+            for sql, params in statements:
+                cur.execute(sql, params or None)
         conn.commit()
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f"VACUUM ANALYZE {SOURCE}")
     finally:
         conn.close()
+
+
+def create_source(pg: PgTarget) -> None:
+    """``inc.events`` = ``bench.events`` as loaded, keyed on id and indexed on updated_at."""
+    _change_source(pg, [
+        ("DROP SCHEMA IF EXISTS inc CASCADE", ()),
+        ("CREATE SCHEMA inc", ()),
+        (f"CREATE TABLE {SOURCE} (LIKE bench.events INCLUDING ALL)", ()),
+        (f"INSERT INTO {SOURCE} SELECT * FROM bench.events", ()),
+        (f"CREATE INDEX ON {SOURCE} (updated_at)", ()),
+    ])
 
 
 def apply_changes(pg: PgTarget, rows: int) -> int:
@@ -70,24 +78,22 @@ def apply_changes(pg: PgTarget, rows: int) -> int:
         with conn.cursor() as cur:
             cur.execute(f"SELECT max(updated_at) FROM {SOURCE}")
             (mark,) = cur.fetchone()
-            cur.execute(
-                f"UPDATE {SOURCE} SET amount = amount + 1.00, "
-                "updated_at = %s + interval '1 hour' + id * interval '1 millisecond' "
-                "WHERE id %% %s = 0 AND id <= %s",
-                (mark, step, n * step),
-            )
-            cur.execute(
-                f"INSERT INTO {SOURCE} SELECT id + %s, user_id, event_type, amount, ratio, is_active, created_at, "
-                "%s + interval '2 hours' + id * interval '1 millisecond', payload, note "
-                "FROM bench.events WHERE id <= %s",
-                (rows, mark, n),
-            )
-        conn.commit()
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"VACUUM ANALYZE {SOURCE}")
     finally:
         conn.close()
+    _change_source(pg, [
+        (
+            f"UPDATE {SOURCE} SET amount = amount + 1.00, "
+            "updated_at = %s + interval '1 hour' + id * interval '1 millisecond' "
+            "WHERE id %% %s = 0 AND id <= %s",
+            (mark, step, n * step),
+        ),
+        (
+            f"INSERT INTO {SOURCE} SELECT id + %s, user_id, event_type, amount, ratio, is_active, created_at, "
+            "%s + interval '2 hours' + id * interval '1 millisecond', payload, note "
+            "FROM bench.events WHERE id <= %s",
+            (rows, mark, n),
+        ),
+    ])
     return 2 * n
 
 
@@ -117,14 +123,18 @@ class Snapshot:
     def _saved(self, path: Path) -> Path:
         return path.with_name(path.name + ".snapshot")
 
+    @staticmethod
+    def _copy_over(origin: Path, copy: Path) -> None:
+        """``copy`` becomes what ``origin`` is now: a folder, a file, or nothing."""
+        _remove(copy)
+        if origin.is_dir():
+            shutil.copytree(origin, copy)
+        elif origin.exists():
+            shutil.copy2(origin, copy)
+
     def take(self) -> None:
         for path in self.state_paths:
-            saved = self._saved(path)
-            _remove(saved)
-            if path.is_dir():
-                shutil.copytree(path, saved)
-            elif path.exists():
-                shutil.copy2(path, saved)
+            self._copy_over(path, self._saved(path))
         if isinstance(self.target, DuckDBTarget):
             for p in _duck_files(self.target.path):
                 shutil.copy2(p, self._saved(p))
@@ -144,12 +154,7 @@ class Snapshot:
 
     def restore(self) -> None:
         for path in self.state_paths:
-            saved = self._saved(path)
-            _remove(path)
-            if saved.is_dir():
-                shutil.copytree(saved, path)
-            elif saved.exists():
-                shutil.copy2(saved, path)
+            self._copy_over(self._saved(path), path)
         if isinstance(self.target, DuckDBTarget):
             for suffix in ("", ".wal"):
                 _remove(Path(str(self.target.path) + suffix))

@@ -163,11 +163,19 @@ def test_files_are_read_in_path_order_and_unified_to_the_first_schema(host, tmp_
     assert [Path(m["file"]).name for m in metadata] == ["a.csv", "b.csv"]
 
 
-def test_a_file_whose_values_do_not_fit_the_first_files_types_is_named(host, tmp_path: Path) -> None:
+def test_a_column_numbers_in_one_file_and_words_in_another_reads_as_text(host, tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("id,amount\n1,2\n", encoding="utf-8")
     (tmp_path / "b.csv").write_text("id,amount\n2,lots\n", encoding="utf-8")
-    with pytest.raises(ConnectorError, match=r"b\.csv: column 'amount' is string but .*a\.csv has it as int64"):
-        read_all(tmp_path)
+    table, _ = read_all(tmp_path)
+    assert table.schema.field("amount").type == pa.string()
+    assert sorted(table.column("amount").to_pylist()) == ["2", "lots"]
+
+
+def test_a_file_whose_values_do_not_fit_a_pinned_type_is_named(host, tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("id,amount\n1,2\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("id,amount\n2,lots\n", encoding="utf-8")
+    with pytest.raises(ConnectorError, match=r"b\.csv"):
+        read_all(tmp_path, options={"column_types": {"amount": "int64"}})
 
 
 def test_unknown_option_is_reported_at_validate_time(host) -> None:

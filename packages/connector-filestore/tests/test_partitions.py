@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from dataloader.engine import run_recipe
 from dataloader.recipe import Recipe
 from dataloader.state import LocalStateBackend
+from dataloader.testing import partition_threads
 from dataloader_filestore.connector import FilestoreConnector
 
 
@@ -43,14 +42,7 @@ def rows(tmp_path):
 
 def test_parallel_reads_of_files_load_every_row_once(tmp_path, monkeypatch):
     write_files(tmp_path / "in")
-    threads: set[str] = set()
-    original = FilestoreConnector.read_partition
-
-    def spy(self, partition, state):
-        threads.add(threading.current_thread().name)
-        yield from original(self, partition, state)
-
-    monkeypatch.setattr(FilestoreConnector, "read_partition", spy)
+    threads = partition_threads(monkeypatch, FilestoreConnector)
     result = run(tmp_path, {"parallelism": 2})
     assert result.rows_written == 400
     assert [r[0] for r in rows(tmp_path)] == list(range(400))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import duckdb
 from dataloader.engine import run_recipe
 from dataloader.recipe import Recipe
 from dataloader.state import LocalStateBackend, State
+from dataloader.testing import partition_threads
 
 
 def make_table(pg, name: str, rows: int) -> None:
@@ -45,14 +44,7 @@ def test_the_local_executor_reads_partitions_concurrently_with_parallelism(pg, s
     from dataloader_postgres.connector import PostgresConnector
 
     make_table(pg, "seam_parallel", 5000)
-    threads: set[str] = set()
-    original = PostgresConnector.read_partition
-
-    def spy(self, partition, state):
-        threads.add(threading.current_thread().name)
-        yield from original(self, partition, state)
-
-    monkeypatch.setattr(PostgresConnector, "read_partition", spy)
+    threads = partition_threads(monkeypatch, PostgresConnector)
     result = run_recipe(
         Recipe.from_dict({
             "name": "seam_parallel",

@@ -211,6 +211,24 @@ def plugin_host(*plugins: Any, entry_points: bool = True) -> PluginHost:
     return host
 
 
+def partition_threads(monkeypatch: Any, connector_class: type) -> set[str]:
+    """The names of the threads that read ``connector_class``'s partitions, filled as a run reads them.
+
+    For tests of ``runtime.parallelism``: more than one name means partitions were read concurrently.
+    """
+    import threading
+
+    threads: set[str] = set()
+    original = connector_class.read_partition
+
+    def counted(self: Any, partition: Any, state: Any) -> Iterator[Any]:
+        threads.add(threading.current_thread().name)
+        yield from original(self, partition, state)
+
+    monkeypatch.setattr(connector_class, "read_partition", counted)
+    return threads
+
+
 # -- sample data -------------------------------------------------------------------------------
 def sample_column(family: str) -> pa.Array:
     """Three values of a type family, the last one NULL."""
@@ -686,6 +704,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "partition_threads",
     "ConnectorContractSuite",
     "ContractTarget",
     "MEMORY_TABLES",
