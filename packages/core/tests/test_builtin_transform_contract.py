@@ -19,76 +19,48 @@ def _people() -> pa.Table:
     )
 
 
-class TestRenameColumns(TransformContractSuite):
+class _OnPeople(TransformContractSuite):
+    """A built-in step on a small people table; ``options`` are the step's options."""
+
+    options: dict = {}
+
+    @pytest.fixture
+    def step_options(self):
+        return self.options
+
+    @pytest.fixture
+    def sample(self):
+        return _people()
+
+
+class TestRenameColumns(_OnPeople):
     transform_type = "rename_columns"
-
-    @pytest.fixture
-    def step_options(self):
-        return {"mapping": {"name": "full_name"}}
-
-    @pytest.fixture
-    def sample(self):
-        return _people()
+    options = {"mapping": {"name": "full_name"}}
 
 
-class TestSelectColumns(TransformContractSuite):
+class TestSelectColumns(_OnPeople):
     transform_type = "select_columns"
-
-    @pytest.fixture
-    def step_options(self):
-        return {"columns": ["name", "id"]}
-
-    @pytest.fixture
-    def sample(self):
-        return _people()
+    options = {"columns": ["name", "id"]}
 
 
-class TestDropColumns(TransformContractSuite):
+class TestDropColumns(_OnPeople):
     transform_type = "drop_columns"
-
-    @pytest.fixture
-    def step_options(self):
-        return {"columns": ["age"]}
-
-    @pytest.fixture
-    def sample(self):
-        return _people()
+    options = {"columns": ["age"]}
 
 
-class TestAddColumn(TransformContractSuite):
+class TestAddColumn(_OnPeople):
     transform_type = "add_column"
-
-    @pytest.fixture
-    def step_options(self):
-        return {"name": "loaded_by", "value": "dataloader"}
-
-    @pytest.fixture
-    def sample(self):
-        return _people()
+    options = {"name": "loaded_by", "value": "dataloader"}
 
 
-class TestCastFailing(TransformContractSuite):
+class TestCastFailing(_OnPeople):
     transform_type = "cast"
-
-    @pytest.fixture
-    def step_options(self):
-        return {"columns": {"age": "int", "id": "int32"}}
-
-    @pytest.fixture
-    def sample(self):
-        return _people()
+    options = {"columns": {"age": "int", "id": "int32"}}
 
 
-class TestCastToDeadLetters(TransformContractSuite):
+class TestCastToDeadLetters(_OnPeople):
     transform_type = "cast"
-
-    @pytest.fixture
-    def step_options(self):
-        return {"columns": {"age": "int"}, "on_error": "dlq"}
-
-    @pytest.fixture
-    def sample(self):
-        return _people()
+    options = {"columns": {"age": "int"}, "on_error": "dlq"}
 
     @pytest.fixture
     def rejecting_sample(self):
@@ -103,7 +75,7 @@ def test_every_builtin_transform_has_a_suite() -> None:
 def test_a_subclass_cannot_replace_a_suite_test() -> None:
     with pytest.raises(TypeError, match="cannot be replaced: list it in xfail"):
 
-        class Cheating(TransformContractSuite):  # noqa: F841
+        class Cheating(_OnPeople):  # noqa: F841
             transform_type = "cast"
 
             def test_metadata_survives(self) -> None:
