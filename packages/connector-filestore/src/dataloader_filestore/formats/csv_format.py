@@ -274,8 +274,12 @@ class CsvFormat:
             index = int(conversion.group(1))
             column = names[index] if names is not None and index < len(names) else None
             named = f"column '{column}'" if column is not None else f"column {index + 1}"
+            pinned = column is not None and column in (self.options.column_types or {})
             hint = (
-                f"; {named}'s type was inferred from the first rows: set options.column_types "
+                f"; {named} is pinned to {self.options.column_types[column]} in options.column_types: "
+                "fix the value or pin a wider type (string keeps any text)"
+                if pinned
+                else f"; {named}'s type was inferred from the first rows: set options.column_types "
                 f"(e.g. {{{column or 'name'}: string}}) to read it differently"
             )
             if _INT64_OVERFLOW.search(detail):
