@@ -77,3 +77,32 @@ def test_int_to_text_is_refused_and_the_table_keeps_its_schema(pg, section, tabl
     code, out = _cli(tmp_path, "run", recipe)
     assert code == 1 and "column 'id' type int32 -> string: refuse" in out
     assert _columns(pg, target) == [("id", "integer")]
+
+
+def test_nullable_to_not_null_is_reported_and_never_altered(pg, section, table_name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source, target, recipe = _first_load(pg, section, table_name, tmp_path, "id integer, name text", "(1, 'a')", {"mode": "manual"})
+    with pg.cursor() as cur:
+        cur.execute(f"ALTER TABLE {source} ALTER COLUMN name SET NOT NULL")
+        cur.execute(f"INSERT INTO {source} VALUES (2, 'b')")
+    code, out = _cli(tmp_path, "check", recipe)
+    assert code == 0, out
+    assert "column 'name' nullable -> not null: none" in out, out
+    code, out = _cli(tmp_path, "run", recipe)
+    assert code == 0, out
+    with pg.cursor() as cur:
+        cur.execute("SELECT is_nullable FROM information_schema.columns WHERE table_name = %s AND column_name = 'name'", (target,))
+        assert cur.fetchone() == ("YES",)  # reported, never altered
+        cur.execute(f"SELECT count(*) FROM {target}")
+        assert cur.fetchone() == (3,)  # append: the first row twice, then the new one
+
+
+def test_a_not_null_source_column_records_one_version_across_runs(pg, section, table_name, tmp_path, monkeypatch):
+    """The table the run creates is nullable: a NOT NULL key in the source is no drift on the next run."""
+    monkeypatch.chdir(tmp_path)
+    _, target, recipe = _first_load(pg, section, table_name, tmp_path, "id integer NOT NULL PRIMARY KEY", "(1)", {"mode": "manual"})
+    code, out = _cli(tmp_path, "run", recipe)
+    assert code == 0, out
+    code, out = _cli(tmp_path, "schema", "history", recipe)
+    mine = [line for line in out.splitlines() if f"public.{target}" in line]
+    assert len(mine) == 1 and mine[0].endswith("initial"), out

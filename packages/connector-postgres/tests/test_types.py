@@ -49,7 +49,8 @@ def _insert(pg, table: str, rows: list[dict]) -> None:
 def _read_all(connector, **keys) -> pa.Table:
     source = connector(**keys)
     batches = [b.to_arrow() for b in source.read_batches(State())]
-    schema = source.get_schema()
+    # get_schema() says which columns are NOT NULL; the batches' fields are all nullable.
+    schema = pa.schema([field.with_nullable(True) for field in source.get_schema()])
     return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
 
 

@@ -140,8 +140,8 @@ def test_failed_overwrite_leaves_the_previous_dataset_whole(run, remote, tmp_pat
     run(good, dest, name="ow")
     rows = [f"{n},new" for n in range(5000)]
     put("in/many/1.csv", ("id,v\n" + "\n".join(rows) + "\n").encode())
-    put("in/many/2.csv", b"id,v\nnot-a-number,x\n")  # fails after the first file's rows were written
-    bad = {"type": "filestore", "path": url("in/many/*.csv"), "format": "csv", **keys}
+    put("in/many/2.csv", b"id,v\nnot-a-number,x\n")  # does not fit the pinned id type
+    bad = {"type": "filestore", "path": url("in/many/*.csv"), "format": "csv", "options": {"column_types": {"id": "int64"}}, **keys}
     with pytest.raises(DataLoaderError):
         result = run(bad, dest, name="ow", batch_size=500)
         if result.status != "success":

@@ -109,10 +109,11 @@ class PostgresConnector(BaseConnector):
         try:
             with self.conn.cursor() as cur:
                 columns = self._read_columns(cur)
+                not_null = set() if self.config.query else reader.not_null_columns(cur, *self.config.qualified_table())
             self.conn.rollback()
         except self._psycopg2.Error as exc:
             raise self._fail(exc, "reading the column types") from exc
-        return pa.schema([c.arrow_field() for c in columns])
+        return reader.declared_schema(columns, not_null)
 
     #: The mapping between portable and PostgreSQL types (``types.PORTABLE_TYPES``), for the schema gate.
     schema_types = PORTABLE_TYPES
@@ -131,10 +132,11 @@ class PostgresConnector(BaseConnector):
             with self.conn.cursor() as cur:
                 described = reader.describe_table(cur, schema, table)
                 columns = reader.plan_columns(cur, described) if described else None
+                not_null = reader.not_null_columns(cur, schema, table) if columns else set()
             self.conn.rollback()
         except self._psycopg2.Error as exc:
             raise self._fail(exc, "reading the destination's column types") from exc
-        return pa.schema([c.arrow_field() for c in columns]) if columns else None
+        return reader.declared_schema(columns, not_null) if columns else None
 
     def load_committed_state(self, recipe_name: str) -> dict[str, Any] | None:
         """The recipe's committed :class:`~dataloader.run.ledger.CommitRecord` as a dict, or None.

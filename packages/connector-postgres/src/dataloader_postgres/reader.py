@@ -55,6 +55,26 @@ ORDER BY a.attnum
 """
 
 
+_NOT_NULL_COLUMNS = """
+SELECT a.attname
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
+"""
+
+
+def not_null_columns(cur: Any, schema: str, table: str) -> set[str]:
+    """The names of the table's ``NOT NULL`` columns (what the schema gate reports as not null)."""
+    cur.execute(_NOT_NULL_COLUMNS, (schema, table))
+    return {name for (name,) in cur.fetchall()}
+
+
+def declared_schema(columns: list[ReadColumn], not_null: set[str]) -> pa.Schema:
+    """The Arrow schema of ``columns`` with the catalog's nullability (batches themselves stay nullable)."""
+    return pa.schema([c.arrow_field().with_nullable(c.name not in not_null) for c in columns])
+
+
 def type_catalog(cur: Any, oids: set[int]) -> dict[int, PgType]:
     """``pg_type`` rows for ``oids`` and every element and base type they refer to."""
     catalog: dict[int, PgType] = {}

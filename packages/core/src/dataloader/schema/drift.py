@@ -168,7 +168,9 @@ def gate(recipe: Any, destination: Any, incoming: pa.Schema, contract: Any = Non
         lines.append("  nothing was written")
         raise EngineError("\n".join(lines), changes=[c.to_dict() for c in outcome.changes], table=target)
     if current is None:
-        outcome.columns = new_columns
+        # A table the run creates has nullable columns (destinations never create NOT NULL), so the
+        # first version records them so: the next run's table then matches it.
+        outcome.columns = [dict(c, nullable=True) for c in new_columns]
     else:
         outcome.columns = _applied(columns_of(current), new_columns, outcome.changes)
         if section.evolution.mode == "warn" and contract is not None and any(c.action == "warn" for c in outcome.changes):
