@@ -30,6 +30,12 @@ def _columns(pg, table):
         return cur.fetchall()
 
 
+def _execute(pg, *statements: str) -> None:
+    with pg.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
 def _first_load(pg, section, table_name, tmp_path, columns: str, values: str, evolution: dict) -> tuple[str, str, str]:
     """(source, target, recipe): a source table made and loaded once into its target."""
     source, target = f"{table_name}_src", f"{table_name}_dst"
@@ -71,9 +77,7 @@ def test_manual_refuses_then_auto_widens_int_to_bigint_and_adds_a_column(pg, sec
 def test_int_to_text_is_refused_and_the_table_keeps_its_schema(pg, section, table_name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     source, target, recipe = _first_load(pg, section, table_name, tmp_path, "id integer", "(1)", {"mode": "auto"})
-    with pg.cursor() as cur:
-        cur.execute(f"ALTER TABLE {source} ALTER COLUMN id TYPE text")
-        cur.execute(f"INSERT INTO {source} VALUES ('two')")
+    _execute(pg, f"ALTER TABLE {source} ALTER COLUMN id TYPE text", f"INSERT INTO {source} VALUES ('two')")
     code, out = _cli(tmp_path, "run", recipe)
     assert code == 1 and "column 'id' type int32 -> string: refuse" in out
     assert _columns(pg, target) == [("id", "integer")]
@@ -82,9 +86,7 @@ def test_int_to_text_is_refused_and_the_table_keeps_its_schema(pg, section, tabl
 def test_nullable_to_not_null_is_reported_and_never_altered(pg, section, table_name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     source, target, recipe = _first_load(pg, section, table_name, tmp_path, "id integer, name text", "(1, 'a')", {"mode": "manual"})
-    with pg.cursor() as cur:
-        cur.execute(f"ALTER TABLE {source} ALTER COLUMN name SET NOT NULL")
-        cur.execute(f"INSERT INTO {source} VALUES (2, 'b')")
+    _execute(pg, f"ALTER TABLE {source} ALTER COLUMN name SET NOT NULL", f"INSERT INTO {source} VALUES (2, 'b')")
     code, out = _cli(tmp_path, "check", recipe)
     assert code == 0, out
     assert "column 'name' nullable -> not null: none" in out, out
